@@ -1,0 +1,1 @@
+"""Essay -> student associations: NLP suggestions, teacher review, timeout confirmation."""

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from class_management_service.db import Base, TimestampMixin
+
+
+class AssociationStatus(enum.StrEnum):
+    PENDING_VALIDATION = "pending_validation"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    TIMEOUT_CONFIRMED = "timeout_confirmed"
+    NO_MATCH = "no_match"
+
+
+class ValidationMethod(enum.StrEnum):
+    HUMAN = "human"
+    TIMEOUT = "timeout"
+    AUTO = "auto"
+
+
+# Statuses in which an essay has no student: nothing suggested, or the suggestion was refused.
+STUDENTLESS_STATUSES = (AssociationStatus.NO_MATCH, AssociationStatus.REJECTED)
+
+
+def _sql_in(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+class EssayStudentAssociation(TimestampMixin, Base):
+    """One row per essay: the current (suggested or decided) author of that essay."""
+
+    __tablename__ = "essay_student_associations"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_sql_in(list(AssociationStatus))})", name="status"),
+        CheckConstraint(
+            "validation_method IS NULL OR "
+            f"validation_method IN ({_sql_in(list(ValidationMethod))})",
+            name="validation_method",
+        ),
+        # The student column and the status must tell the same story.
+        CheckConstraint(
+            f"(student_id IS NULL) = (status IN ({_sql_in(list(STUDENTLESS_STATUSES))}))",
+            name="student_matches_status",
+        ),
+        CheckConstraint(
+            "confidence_score IS NULL OR (confidence_score >= 0 AND confidence_score <= 1)",
+            name="confidence_range",
+        ),
+        # The timeout monitor scans pending rows oldest first.
+        Index(
+            "ix_essay_student_associations_pending_created",
+            "created_at",
+            postgresql_where="status = 'pending_validation'",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # One essay has at most one association: redelivered or concurrent events cannot add a second.
+    essay_id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    class_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    # RESTRICT: a student who authored essays cannot silently vanish from the record.
+    student_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("students.id", ondelete="RESTRICT"), index=True
+    )
+    confidence_score: Mapped[float | None] = mapped_column(Float)
+    match_reasons: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    filename: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(32))
+    validation_method: Mapped[str | None] = mapped_column(String(16))
+    validated_by: Mapped[str | None] = mapped_column(String(255))
+    validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_event_id: Mapped[uuid.UUID | None] = mapped_column()
+
+
+class BatchConfirmation(Base):
+    """Marks a batch as finalized.
+
+    Inserting this row is what makes StudentAssociationsConfirmedV1 publish once per batch.
+    """
+
+    __tablename__ = "batch_confirmations"
+
+    batch_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    class_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    timeout_triggered: Mapped[bool] = mapped_column()
+    event_id: Mapped[uuid.UUID] = mapped_column()
+    confirmed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class ProcessedEvent(Base):
+    """Consumed events whose effects are committed: the authoritative idempotency record."""
+
+    __tablename__ = "processed_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    processed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

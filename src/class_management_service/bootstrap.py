@@ -1,0 +1,132 @@
+"""The composition root: builds every dependency from settings and wires the app together.
+
+Nothing is created at import time; :func:`build_app` is the only place that knows how the
+pieces fit, so tests and replicas can build as many independent apps as they like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from class_management_service import db
+from class_management_service.associations.routes import router as associations_router
+from class_management_service.classes.routes import router as classes_router
+from class_management_service.errors import install_error_handlers
+from class_management_service.http.middleware import RequestContextMiddleware
+from class_management_service.internal.routes import router as internal_router
+from class_management_service.messaging.producer import SharedProducer
+from class_management_service.observability.health import (
+    HealthCheck,
+    database_check,
+    kafka_broker_check,
+    redis_check,
+)
+from class_management_service.observability.metrics import Metrics
+from class_management_service.observability.routes import router as operations_router
+from class_management_service.settings import Settings
+from class_management_service.students.routes import router as students_router
+from class_management_service.workers.supervisor import Supervisor, Worker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    """Every long-lived dependency of one service instance."""
+
+    settings: Settings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    redis: Redis
+    producer: SharedProducer
+    metrics: Metrics
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
+
+
+def build_container(settings: Settings) -> Container:
+    engine = db.create_engine(settings)
+    container = Container(
+        settings=settings,
+        engine=engine,
+        session_factory=db.create_session_factory(engine),
+        redis=Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.health_check_timeout_seconds,
+            socket_connect_timeout=settings.health_check_timeout_seconds,
+        ),
+        producer=SharedProducer(settings),
+        metrics=Metrics(),
+    )
+    container.health_checks.update(
+        database=database_check(container.engine),
+        redis=redis_check(container.redis),
+        kafka=kafka_broker_check(container.producer),
+    )
+    return container
+
+
+def build_workers(container: Container) -> list[Worker]:
+    """The background workers this instance runs (each can be switched off in settings)."""
+    workers: list[Worker] = []
+    return workers
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    container = build_container(settings)
+    supervisor = Supervisor(build_workers(container))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        supervisor.start()
+        logger.info("service started", extra={"workers": [w.name for w in supervisor.workers]})
+        try:
+            yield
+        finally:
+            # Order matters: stop consuming/relaying first, then flush what they produced.
+            await supervisor.stop()
+            await container.producer.stop()
+            await container.redis.aclose()
+            await container.engine.dispose()
+            logger.info("service stopped")
+
+    app = FastAPI(
+        title="Class Management Service",
+        version="1.0.0",
+        description=(
+            "Authoritative store of teachers' classes, courses and students, and of the "
+            "essay-to-student associations of the HuleEdu platform."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.container = container
+    app.state.session_factory = container.session_factory
+    app.state.metrics = container.metrics
+    app.state.health_checks = container.health_checks
+    app.state.supervisor = supervisor
+    app.state.internal_api_key = settings.internal_api_key.get_secret_value().encode()
+
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=container.metrics.http,
+        max_body_bytes=settings.max_request_body_bytes,
+    )
+    for router in (
+        operations_router,
+        # /v1/classes/students/... must be matched before /v1/classes/{class_id}.
+        students_router,
+        classes_router,
+        associations_router,
+        internal_router,
+    ):
+        app.include_router(router)
+    return app

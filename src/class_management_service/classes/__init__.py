@@ -1,0 +1,1 @@
+"""Classes: a teacher's teaching group, bound to exactly one course."""

@@ -1,0 +1,1 @@
+"""Courses: reference data seeded by migration (ENG5..SV3)."""

@@ -1,0 +1,159 @@
+"""Service errors and the one handler that turns every failure into the contract's error body.
+
+Body: ``{"error": {"code", "message", "correlation_id", "service", "timestamp", "details"}}``.
+Clients never see a stack trace; unexpected failures are logged with theirs and answered 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from class_management_service.messaging.envelope import SOURCE_SERVICE
+from class_management_service.observability.context import current_correlation_id
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    status_code = 500
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationFailed(ServiceError):
+    status_code = 422
+    code = "VALIDATION_ERROR"
+
+
+class MalformedRequest(ServiceError):
+    status_code = 400
+    code = "BAD_REQUEST"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class NotFound(ServiceError):
+    """Also answers for another teacher's resources: existence must not leak across teachers."""
+
+    status_code = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "CONFLICT"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class DependencyUnavailable(ServiceError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    correlation_id: str
+    service: str
+    timestamp: datetime
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    """The error body every non-2xx response carries (documented in OpenAPI)."""
+
+    error: ErrorDetail
+
+
+def error_response(
+    status_code: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> JSONResponse:
+    body = ErrorResponse(
+        error=ErrorDetail(
+            code=code,
+            message=message,
+            correlation_id=str(current_correlation_id()),
+            service=SOURCE_SERVICE,
+            timestamp=datetime.now(UTC),
+            details=details or {},
+        )
+    )
+    return JSONResponse(status_code=status_code, content=body.model_dump(mode="json"))
+
+
+# OpenAPI: the error responses each route may give, with the contract's body.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "Malformed request (e.g. an id that is not a UUID)"),
+        (401, "Missing identity headers"),
+        (404, "Not found, or owned by another teacher"),
+        (409, "Conflicts with existing data"),
+        (413, "Request body too large"),
+        (422, "Request failed validation"),
+        (500, "Unexpected failure (no details are leaked)"),
+        (503, "A dependency is unavailable"),
+    )
+}
+
+
+def _readable_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only location, message and type: echoing the input back could reflect huge or hostile data.
+    return [
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": error.get("msg", ""),
+            "type": error.get("type", ""),
+        }
+        for error in exc.errors()
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(
+            422,
+            ValidationFailed.code,
+            "The request failed validation.",
+            {"errors": _readable_validation_errors(exc)},
+        )
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        codes = {404: NotFound.code, 405: "METHOD_NOT_ALLOWED", 401: Unauthorized.code}
+        return error_response(
+            exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail)
+        )
+
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(500, ServiceError.code, "An unexpected error occurred.")
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

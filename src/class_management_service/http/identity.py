@@ -1,0 +1,46 @@
+"""Who is calling: a teacher (via the gateway) or an internal platform service."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from class_management_service.errors import Unauthorized
+
+
+def _teacher_id(
+    x_user_id: Annotated[
+        str | None,
+        Header(description="The authenticated teacher, set by the API gateway.", max_length=255),
+    ] = None,
+) -> str:
+    if x_user_id is None or not x_user_id.strip():
+        raise Unauthorized("The X-User-ID header is required.")
+    return x_user_id.strip()
+
+
+TeacherId = Annotated[str, Depends(_teacher_id)]
+
+
+def _internal_service(
+    request: Request,
+    x_internal_api_key: Annotated[
+        str | None, Header(description="Shared secret of internal platform callers.")
+    ] = None,
+    x_service_id: Annotated[
+        str | None, Header(description="Name of the calling service.", max_length=255)
+    ] = None,
+) -> str:
+    expected: bytes = request.app.state.internal_api_key
+    presented = (x_internal_api_key or "").encode()
+    # Constant-time comparison: response timing must not reveal how much of the key matched.
+    key_ok = hmac.compare_digest(presented, expected)
+    if not key_ok or not x_service_id:
+        # Never echo or log the presented key.
+        raise Unauthorized("Valid X-Internal-API-Key and X-Service-ID headers are required.")
+    return x_service_id
+
+
+InternalService = Annotated[str, Depends(_internal_service)]

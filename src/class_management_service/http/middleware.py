@@ -1,0 +1,121 @@
+"""One pure-ASGI middleware for every request: correlation id, metrics, access log, body limit.
+
+Pure ASGI (not BaseHTTPMiddleware) because it sits on the hot path of every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from class_management_service.errors import error_response
+from class_management_service.observability.context import (
+    parse_correlation_id,
+    set_correlation_id,
+)
+from class_management_service.observability.metrics import HttpMetrics
+
+logger = logging.getLogger("class_management_service.access")
+
+CORRELATION_HEADER = b"x-correlation-id"
+
+
+class RequestTooLarge(Exception):
+    pass
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: HttpMetrics, max_body_bytes: int) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        correlation_id = parse_correlation_id(
+            headers.get(CORRELATION_HEADER, b"").decode("latin-1") or None
+        )
+        set_correlation_id(correlation_id)
+        correlation_header = (CORRELATION_HEADER, str(correlation_id).encode())
+        status = 500
+        response_started = False
+
+        declared_length = headers.get(b"content-length")
+        if (
+            declared_length is not None
+            and declared_length.isdigit()
+            and (int(declared_length) > self._max_body_bytes)
+        ):
+            await self._reject_too_large(send, correlation_header)
+            self._observe(scope, 413, started)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self._max_body_bytes:
+                    raise RequestTooLarge
+            return message
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []), correlation_header]
+            await send(message)
+
+        try:
+            await self._app(scope, limited_receive, send_with_context)
+        except RequestTooLarge:
+            if not response_started:
+                await self._reject_too_large(send, correlation_header)
+            status = 413
+        except Exception:
+            # Last line of defence: log the trace for us, send the contract body to the client.
+            logger.exception("unhandled error while serving %s", scope.get("path"))
+            if not response_started:
+                response = error_response(500, "INTERNAL_ERROR", "An unexpected error occurred.")
+                response.headers.append("x-correlation-id", str(correlation_id))
+                await response(scope, receive, send)
+            status = 500
+        finally:
+            self._observe(scope, status, started)
+
+    async def _reject_too_large(self, send: Send, correlation_header: tuple[bytes, bytes]) -> None:
+        response = error_response(413, "PAYLOAD_TOO_LARGE", "The request body is too large.")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [*response.raw_headers, correlation_header],
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        # Unmatched paths share one label so random URLs cannot blow up metric cardinality.
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        self._metrics.requests.labels(method, template, str(status)).inc()
+        self._metrics.latency.labels(method, template).observe(elapsed)
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "%s %s %s",
+                method,
+                template,
+                status,
+                extra={"status": status, "duration_ms": round(elapsed * 1000, 2)},
+            )

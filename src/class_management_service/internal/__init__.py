@@ -1,0 +1,1 @@
+"""Internal routes for platform services (X-Internal-API-Key)."""

@@ -1,0 +1,1 @@
+"""Kafka wire format: the platform's event envelope, topics and headers."""

@@ -1,0 +1,24 @@
+"""Imports every ORM model so ``Base.metadata`` is complete (for Alembic and the drift test)."""
+
+from class_management_service.associations.models import (
+    BatchConfirmation,
+    EssayStudentAssociation,
+    ProcessedEvent,
+)
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.courses.models import Course
+from class_management_service.db import Base
+from class_management_service.outbox.models import OutboxEvent
+from class_management_service.students.models import Student
+
+__all__ = [
+    "Base",
+    "BatchConfirmation",
+    "ClassMembership",
+    "Course",
+    "EssayStudentAssociation",
+    "OutboxEvent",
+    "ProcessedEvent",
+    "SchoolClass",
+    "Student",
+]

@@ -1,0 +1,38 @@
+"""Prometheus metrics. Each app owns a registry, so several apps (tests, replicas) never collide.
+
+Feature packages register their own metrics on :attr:`Metrics.registry`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
+
+
+class HttpMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # `route` is the template (/v1/classes/{class_id}), never the raw path: bounded cardinality.
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.http = HttpMetrics(self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

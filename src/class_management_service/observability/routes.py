@@ -1,0 +1,49 @@
+"""GET /healthz and GET /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from class_management_service.observability.health import run_checks
+from class_management_service.observability.metrics import CONTENT_TYPE_LATEST
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    summary="Health of the service and each dependency",
+    responses={503: {"description": "At least one dependency or worker is down"}},
+)
+async def healthz(request: Request) -> JSONResponse:
+    state = request.app.state
+    results = await run_checks(state.health_checks, state.settings.health_check_timeout_seconds)
+    dependencies: dict[str, Any] = {
+        name: {"status": "ok" if result.ok else "down", **result.details}
+        for name, result in results.items()
+    }
+    broken_workers = state.supervisor.unhealthy()
+    workers = {
+        name: {
+            "status": "down" if name in broken_workers else "ok",
+            "restarts": worker.restarts,
+            **({"last_error": broken_workers[name]} if name in broken_workers else {}),
+        }
+        for name, worker in state.supervisor.states.items()
+    }
+    healthy = all(result.ok for result in results.values()) and not broken_workers
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "service": state.settings.service_name,
+        "dependencies": dependencies,
+        "workers": workers,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from class_management_service.db import Base
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    # Terminal: gave up after the maximum number of attempts; no longer blocks polling.
+    FAILED = "failed"
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'published', 'failed')", name="status"),
+        # The relay only ever scans unpublished rows, in due order.
+        Index(
+            "ix_outbox_events_pending_due",
+            "next_attempt_at",
+            postgresql_where="status = 'pending'",
+        ),
+    )
+
+    # The envelope's event_id: it never changes, so every re-send carries the same id.
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    aggregate_type: Mapped[str] = mapped_column(String(50))
+    aggregate_id: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(255))
+    # The Kafka key (the aggregate id) and the whole serialized envelope, sent byte for byte.
+    message_key: Mapped[str] = mapped_column(String(255))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default=OutboxStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

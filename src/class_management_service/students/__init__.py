@@ -1,0 +1,1 @@
+"""Students: the people whose essays are matched, owned by the teacher who created them."""
