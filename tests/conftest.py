@@ -1,0 +1,174 @@
+"""Test harness shared by every test file.
+
+Servers come from the ``local_infra`` pytest plugin: each is started once per session, lazily,
+only when a test asks for it, so a PostgreSQL-only file never starts Redis or Kafka.
+
+PostgreSQL isolation: the schema is migrated once into a template database; every test gets its
+own database cloned from that template (a file copy, tens of milliseconds) and dropped after.
+A clone (rather than a SAVEPOINT rollback) lets tests use several real connections at once, which
+the concurrency tests need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from class_management_service import db
+from class_management_service.bootstrap import build_app
+from class_management_service.migrations import runner
+from class_management_service.settings import Settings
+
+pytest_plugins = ["local_infra.pytest_plugin"]
+
+TEMPLATE_DATABASE = "cms_test_template"
+INTERNAL_API_KEY = "test-internal-api-key"
+
+
+def _plain_dsn(sqlalchemy_url: str) -> str:
+    """asyncpg wants ``postgresql://``, SQLAlchemy wants ``postgresql+asyncpg://``."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_server: Any) -> str:
+    url: str = postgres_server.url_for("postgres")
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(postgres_server: Any, postgres_admin_url: str) -> str:
+    """Create the template database and run every migration into it, once per session."""
+
+    async def create() -> None:
+        connection = await asyncpg.connect(_plain_dsn(postgres_admin_url))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
+        finally:
+            await connection.close()
+
+    template_url: str = postgres_server.url_for(TEMPLATE_DATABASE)
+    # Alembic's env runs its own event loop, so keep it off the test loop's thread.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result()
+        pool.submit(runner.upgrade, template_url).result()
+    return TEMPLATE_DATABASE
+
+
+@pytest.fixture
+async def database_url(
+    postgres_server: Any, postgres_admin_url: str, migrated_template: str
+) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(_plain_dsn(postgres_admin_url))
+    try:
+        # FILE_COPY: for a small template this is much faster than PostgreSQL 15's WAL_LOG default.
+        await admin.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}" STRATEGY FILE_COPY'
+        )
+        yield postgres_server.url_for(name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(Settings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.create_session_factory(engine)
+
+
+@pytest.fixture
+async def redis_url(redis_server: Any) -> str:
+    """The session's Redis, flushed before each test that uses it."""
+    url: str = redis_server.url
+    client = Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka_server: Any) -> str:
+    bootstrap: str = kafka_server.url
+    return bootstrap
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    """Unique topic / consumer-group names per test, so Kafka tests never see each other's data."""
+    suffix = uuid.uuid4().hex[:10]
+    return lambda prefix: f"{prefix}.{suffix}"
+
+
+# Placeholders that no PostgreSQL-only test ever connects to (the app only builds clients).
+_UNUSED_REDIS = "redis://127.0.0.1:1/0"
+_UNUSED_KAFKA = "127.0.0.1:1"
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
+    """Settings for this test's database; Redis/Kafka only when a test passes them."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": _UNUSED_REDIS,
+            "kafka_bootstrap_servers": _UNUSED_KAFKA,
+            "internal_api_key": INTERNAL_API_KEY,
+            "run_consumer": False,
+            "run_outbox_relay": False,
+            "run_timeout_monitor": False,
+            **overrides,
+        }
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def api_client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in-process over the test database, with no background workers."""
+    app = build_app(make_settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        yield client
+    await app.state.container.engine.dispose()
+    await app.state.container.redis.aclose()
+
+
+@pytest.fixture
+def teacher_headers() -> Callable[[str], dict[str, str]]:
+    return lambda teacher: {"X-User-ID": teacher}
+
+
+@pytest.fixture
+def internal_headers() -> dict[str, str]:
+    return {"X-Internal-API-Key": INTERNAL_API_KEY, "X-Service-ID": "nlp_service"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test must declare the infrastructure it needs with exactly one marker family."""
+    known = {"unit", "postgres", "redis", "kafka", "service", "reliability"}
+    for item in items:
+        if not known & {mark.name for mark in item.iter_markers()}:
+            raise pytest.UsageError(
+                f"{item.nodeid} has no infrastructure marker (one of {sorted(known)})"
+            )
