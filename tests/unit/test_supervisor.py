@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from class_management_service.workers.supervisor import Supervisor
+
+pytestmark = pytest.mark.unit
+
+
+class FlakyWorker:
+    """Crashes on its first two runs, then runs until cancelled."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.settled = asyncio.Event()
+
+    async def run(self) -> None:
+        self.runs += 1
+        if self.runs <= 2:
+            raise RuntimeError(f"boom {self.runs}")
+        self.settled.set()
+        await asyncio.Event().wait()
+
+
+class ReturningWorker:
+    name = "returns"
+
+    async def run(self) -> None:
+        return None
+
+
+async def test_crashed_worker_is_restarted_and_reported() -> None:
+    worker = FlakyWorker()
+    supervisor = Supervisor([worker], initial_backoff_seconds=0.001)
+    supervisor.start()
+    await asyncio.wait_for(worker.settled.wait(), 5)
+    state = supervisor.states["flaky"]
+    assert worker.runs == 3
+    assert state.restarts == 2
+    assert state.running
+    assert state.last_error == "RuntimeError: boom 2"
+    assert supervisor.unhealthy() == {}
+    await supervisor.stop()
+    assert not state.running
+
+
+async def test_worker_that_returns_counts_as_crashed() -> None:
+    supervisor = Supervisor([ReturningWorker()], initial_backoff_seconds=10)
+    supervisor.start()
+    await asyncio.sleep(0)  # let the worker run once
+    await asyncio.sleep(0)
+    assert "returns" in supervisor.unhealthy()
+    assert "must run until cancelled" in supervisor.unhealthy()["returns"]
+    await supervisor.stop()
