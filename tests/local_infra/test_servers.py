@@ -1,0 +1,221 @@
+"""The local_infra servers really run and behave as the rest of the test suite relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio import Redis
+
+from local_infra.dev import DEV_DATABASE
+from local_infra.external import ENV_VARS, ExternalServer
+from local_infra.process import ManagedProcess
+from local_infra.server import DatabaseServer, Server
+from local_infra.session import LOCK_NAME, SessionInfra, cleanup_orphaned_runs
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _skip_if_external(server: Server) -> None:
+    if server.external:
+        pytest.skip(f"{server.name} is external ({server.url}); it cannot be restarted here")
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_postgres_answers(postgres_server: DatabaseServer) -> None:
+    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    try:
+        assert await connection.fetchval("select 1") == 1
+        assert await connection.fetchval("select current_user") == "cms"
+    finally:
+        await connection.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_keeps_data_across_stop_and_kill(postgres_server: DatabaseServer) -> None:
+    _skip_if_external(postgres_server)
+    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    await connection.execute("create table restart_check (v text)")
+    await connection.execute("insert into restart_check values ('kept')")
+    # Still connected on purpose: stop() must not wait for clients to disconnect.
+    port, pid = postgres_server.port, postgres_server.pid
+
+    postgres_server.stop()
+    assert not postgres_server.is_running()
+    postgres_server.stop()  # idempotent
+    postgres_server.start()
+    assert postgres_server.pid != pid
+    postgres_server.kill()  # a crash: the server recovers from its WAL on the next start
+    assert not postgres_server.is_running()
+    postgres_server.start()
+    postgres_server.start()  # idempotent
+    connection.terminate()  # its server is gone
+
+    assert postgres_server.port == port
+    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    try:
+        assert await connection.fetchval("select v from restart_check") == "kept"
+        await connection.execute("drop table restart_check")
+    finally:
+        await connection.close()
+
+
+# -- Redis --------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_redis_answers(redis_server: Server) -> None:
+    client = Redis.from_url(redis_server.url)
+    try:
+        assert await client.ping() is True
+    finally:
+        await client.aclose()
+
+
+# -- Kafka --------------------------------------------------------------------------------
+
+
+async def _produce(bootstrap: str, topic: str, *values: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
+
+
+async def _consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
+    # No group: the consumer is assigned every partition at once, no rebalance to wait for.
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        values: list[bytes] = []
+        while len(values) < count:
+            message = await asyncio.wait_for(consumer.getone(), timeout=30)
+            values.append(message.value)
+        return values
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.kafka
+async def test_kafka_round_trip_on_a_new_topic(kafka_server: Server) -> None:
+    topic = f"local-infra.{uuid.uuid4().hex[:8]}"  # auto-created by the broker
+    await _produce(kafka_server.url, topic, b"hello")
+    assert await _consume(kafka_server.url, topic, 1) == [b"hello"]
+
+
+@pytest.mark.kafka
+async def test_kafka_keeps_data_across_stop_and_kill(kafka_server: Server) -> None:
+    _skip_if_external(kafka_server)
+    topic = f"local-infra.{uuid.uuid4().hex[:8]}"
+    port = kafka_server.port
+    await _produce(kafka_server.url, topic, b"before-stop")
+
+    kafka_server.stop()  # what the fault tests do: broker away, then back on the same port
+    assert not kafka_server.is_running()
+    kafka_server.start()
+    await _produce(kafka_server.url, topic, b"before-kill")
+    kafka_server.kill()
+    kafka_server.start()
+
+    assert kafka_server.port == port
+    assert await _consume(kafka_server.url, topic, 2) == [b"before-stop", b"before-kill"]
+
+
+# -- dev CLI ------------------------------------------------------------------------------
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS.values()}
+    env["LOCAL_INFRA_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "local_infra", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_up_is_idempotent_and_down_stops(
+    local_infra_session: SessionInfra, local_infra_root: Path
+) -> None:
+    if os.environ.get(ENV_VARS["postgres"]) or os.environ.get(ENV_VARS["redis"]):
+        pytest.skip("servers are external in this environment")
+    home = local_infra_session.directory / "cli-home"
+    home.mkdir()
+    (home / "cache").symlink_to(local_infra_root / "cache")  # reuse the warm caches
+    state_path = home / "dev" / "state.json"
+    try:
+        _cli(home, "up", "postgres", "redis")
+        first = json.loads(state_path.read_text())["servers"]
+        again = _cli(home, "up", "redis", "postgres")
+        assert "already running" in again.stderr
+        assert json.loads(state_path.read_text())["servers"] == first  # same ports and pids
+
+        exports = _cli(home, "env").stdout
+        database_url = first["postgres"]["url"]
+        assert f"export {ENV_VARS['postgres']}={database_url}" in exports
+        assert database_url.endswith(f"/{DEV_DATABASE}")
+        connection = await asyncpg.connect(_dsn(database_url))
+        await connection.close()
+        assert "postgres  " in _cli(home, "status").stdout
+    finally:
+        _cli(home, "down")
+    status = _cli(home, "status").stdout
+    assert " yes " not in status
+    _cli(home, "down")  # idempotent
+
+
+# -- housekeeping (no servers) ----------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
+    runs = tmp_path / "test-runs"
+    orphan = runs / "999999-dead"
+    sleeper = ManagedProcess(orphan / "redis", "sleeper")
+    pid = sleeper.spawn(["sleep", "60"])
+    (orphan / LOCK_NAME).touch()  # nobody holds the lock: its session is gone
+    old = time.time() - 3600
+    os.utime(orphan, (old, old))
+
+    assert cleanup_orphaned_runs(runs, log=lambda _: None) == [orphan]
+    assert not orphan.exists()
+    assert not sleeper.is_running()
+    # It is our child, so it stays a zombie until reaped here; reaping proves it has exited.
+    deadline = time.monotonic() + 5
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        assert time.monotonic() < deadline, "orphaned server was not killed"
+        time.sleep(0.01)
+
+
+@pytest.mark.unit
+def test_external_server_from_url() -> None:
+    db = ExternalServer("postgres", "postgresql+asyncpg://u@db.example:6543/app")
+    assert (db.host, db.port, db.pid, db.external) == ("db.example", 6543, None, True)
+    assert db.url_for("other") == "postgresql+asyncpg://u@db.example:6543/other"
+    kafka = ExternalServer("kafka", "k1:19092,k2:19092")
+    assert (kafka.host, kafka.port) == ("k1", 19092)
+    kafka.stop()  # no-op
