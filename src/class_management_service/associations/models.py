@@ -54,11 +54,12 @@ class EssayStudentAssociation(TimestampMixin, Base):
             "confidence_score IS NULL OR (confidence_score >= 0 AND confidence_score <= 1)",
             name="confidence_range",
         ),
-        # The timeout monitor scans pending rows oldest first.
+        # The timeout monitor scans undecided rows oldest first (no_match too: a batch of only
+        # no-match essays must still time out and be finalized).
         Index(
-            "ix_essay_student_associations_pending_created",
+            "ix_essay_student_associations_undecided_created",
             "created_at",
-            postgresql_where="status = 'pending_validation'",
+            postgresql_where="status IN ('pending_validation', 'no_match')",
         ),
     )
 

@@ -1,7 +1,81 @@
-"""HTTP routes of the associations feature."""
+"""HTTP routes of the associations feature: the teacher's review of a batch."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
 
-router = APIRouter()
+from fastapi import APIRouter, Request
+
+from class_management_service.associations import service
+from class_management_service.associations.decisions import TeacherDecision
+from class_management_service.associations.schemas import (
+    BatchAssociationsResponse,
+    ConfirmAssociationsRequest,
+    ConfirmAssociationsResponse,
+)
+from class_management_service.clock import Clock
+from class_management_service.errors import ERROR_RESPONSES, MalformedRequest
+from class_management_service.http.identity import TeacherId
+from class_management_service.observability.context import current_correlation_id
+from class_management_service.unit_of_work import Uow
+
+router = APIRouter(prefix="/v1/batches", tags=["student associations"])
+
+
+def _batch_uuid(batch_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(batch_id)
+    except ValueError:
+        raise MalformedRequest("batch_id must be a UUID.", {"batch_id": batch_id[:100]}) from None
+
+
+def _clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.container.clock
+    return clock
+
+
+@router.get(
+    "/{batch_id}/student-associations",
+    summary="The suggested/decided author of every essay of a batch",
+    response_model=BatchAssociationsResponse,
+    responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404)},
+)
+async def list_batch_associations(
+    batch_id: str, teacher_id: TeacherId, uow: Uow
+) -> BatchAssociationsResponse:
+    return await service.get_batch_associations(
+        uow.session, batch_id=_batch_uuid(batch_id), teacher_id=teacher_id
+    )
+
+
+@router.post(
+    "/{batch_id}/student-associations/confirm",
+    summary="Confirm, reject or reassign essay authors",
+    description=(
+        "Each item confirms (`confirmed: true` with the author's `student_id`; a student other "
+        "than the suggestion reassigns the essay and must be in the class roster) or rejects "
+        "(`confirmed: false`) one essay. Repeating a decision is a no-op. When every essay of "
+        "the batch is decided, StudentAssociationsConfirmedV1 is published once; afterwards a "
+        "different decision is a 409."
+    ),
+    response_model=ConfirmAssociationsResponse,
+    responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404, 409, 422)},
+)
+async def confirm_batch_associations(
+    batch_id: str,
+    body: ConfirmAssociationsRequest,
+    teacher_id: TeacherId,
+    uow: Uow,
+    request: Request,
+) -> ConfirmAssociationsResponse:
+    return await service.confirm_associations(
+        uow,
+        batch_id=_batch_uuid(batch_id),
+        teacher_id=teacher_id,
+        decisions=[
+            TeacherDecision(item.essay_id, item.student_id, item.confirmed)
+            for item in body.associations
+        ],
+        now=_clock(request).now(),
+        correlation_id=current_correlation_id(),
+    )

@@ -29,6 +29,8 @@ class OutboxEvent(Base):
             "next_attempt_at",
             postgresql_where="status = 'pending'",
         ),
+        # The failed-count gauge must not scan the (ever-growing) published rows.
+        Index("ix_outbox_events_failed", "created_at", postgresql_where="status = 'failed'"),
     )
 
     # The envelope's event_id: it never changes, so every re-send carries the same id.

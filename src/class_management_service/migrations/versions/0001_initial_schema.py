@@ -95,6 +95,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where="status = 'pending'",
     )
+    op.create_index(
+        "ix_outbox_events_failed",
+        "outbox_events",
+        ["created_at"],
+        unique=False,
+        postgresql_where="status = 'failed'",
+    )
     op.create_table(
         "processed_events",
         sa.Column("event_id", sa.Uuid(), nullable=False),
@@ -276,11 +283,11 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
-        "ix_essay_student_associations_pending_created",
+        "ix_essay_student_associations_undecided_created",
         "essay_student_associations",
         ["created_at"],
         unique=False,
-        postgresql_where="status = 'pending_validation'",
+        postgresql_where="status IN ('pending_validation', 'no_match')",
     )
     op.create_index(
         op.f("ix_essay_student_associations_student_id"),
@@ -315,9 +322,9 @@ def downgrade() -> None:
         op.f("ix_essay_student_associations_student_id"), table_name="essay_student_associations"
     )
     op.drop_index(
-        "ix_essay_student_associations_pending_created",
+        "ix_essay_student_associations_undecided_created",
         table_name="essay_student_associations",
-        postgresql_where="status = 'pending_validation'",
+        postgresql_where="status IN ('pending_validation', 'no_match')",
     )
     op.drop_index(
         op.f("ix_essay_student_associations_batch_id"), table_name="essay_student_associations"
@@ -331,6 +338,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_students_created_by_user_id"), table_name="students")
     op.drop_table("students")
     op.drop_table("processed_events")
+    op.drop_index("ix_outbox_events_failed", table_name="outbox_events")
     op.drop_index(
         "ix_outbox_events_pending_due",
         table_name="outbox_events",

@@ -1,0 +1,258 @@
+"""Use cases of the teacher review: list a batch's associations, record decisions.
+
+Ownership is part of every query (the batch's class must belong to the teacher); another
+teacher's batch is indistinguishable from a missing one (404).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from class_management_service.associations.confirmation import finalize_if_complete
+from class_management_service.associations.decisions import (
+    AssociationState,
+    DecisionConflict,
+    InvalidDecision,
+    TeacherDecision,
+    Transition,
+    decide_for_teacher,
+)
+from class_management_service.associations.models import (
+    AssociationStatus,
+    BatchConfirmation,
+    EssayStudentAssociation,
+    ValidationMethod,
+)
+from class_management_service.associations.schemas import (
+    BatchAssociationsResponse,
+    ConfirmAssociationsResponse,
+    StudentAssociationOut,
+)
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.courses.models import Course
+from class_management_service.errors import Conflict, NotFound, ValidationFailed
+from class_management_service.students.models import Student
+from class_management_service.unit_of_work import UnitOfWork
+
+
+def _batch_not_found(batch_id: uuid.UUID) -> NotFound:
+    return NotFound(f"Batch {batch_id} not found.", {"batch_id": str(batch_id)})
+
+
+@dataclass(frozen=True)
+class LockedRow:
+    id: uuid.UUID
+    class_id: uuid.UUID
+    created_at: datetime
+    state: AssociationState
+
+
+async def get_batch_associations(
+    session: AsyncSession, *, batch_id: uuid.UUID, teacher_id: str
+) -> BatchAssociationsResponse:
+    a = EssayStudentAssociation
+    rows = (
+        await session.execute(
+            select(
+                a,
+                Course.course_code,
+                Student.first_name,
+                Student.last_name,
+                Student.email,
+                BatchConfirmation.confirmed_at,
+                BatchConfirmation.timeout_triggered,
+            )
+            .join(SchoolClass, SchoolClass.id == a.class_id)
+            .join(Course, Course.id == SchoolClass.course_id)
+            .outerjoin(Student, Student.id == a.student_id)
+            .outerjoin(BatchConfirmation, BatchConfirmation.batch_id == a.batch_id)
+            .where(a.batch_id == batch_id, SchoolClass.created_by_user_id == teacher_id)
+            .order_by(a.filename.asc().nulls_last(), a.essay_id)
+            .execution_options(populate_existing=True)
+        )
+    ).all()
+    if not rows:
+        raise _batch_not_found(batch_id)
+    associations = []
+    for row in rows:
+        association: EssayStudentAssociation = row[0]
+        associations.append(
+            StudentAssociationOut(
+                essay_id=association.essay_id,
+                filename=association.filename,
+                student_id=association.student_id,
+                student_name=(
+                    f"{row.first_name} {row.last_name}" if row.first_name is not None else None
+                ),
+                student_email=row.email,
+                confidence_score=association.confidence_score,
+                match_reasons=list(association.match_reasons or []),
+                status=AssociationStatus(association.status),
+                validation_method=(
+                    ValidationMethod(association.validation_method)
+                    if association.validation_method
+                    else None
+                ),
+                validated_by=association.validated_by,
+                validated_at=association.validated_at,
+            )
+        )
+    first = rows[0]
+    return BatchAssociationsResponse(
+        batch_id=batch_id,
+        class_id=first[0].class_id,
+        course_code=first.course_code,
+        finalized=first.confirmed_at is not None,
+        finalized_at=first.confirmed_at,
+        timeout_triggered=first.timeout_triggered,
+        status_counts=dict(Counter(item.status.value for item in associations)),
+        associations=associations,
+    )
+
+
+async def lock_batch(
+    session: AsyncSession,
+    *,
+    batch_id: uuid.UUID,
+    teacher_id: str | None = None,
+    skip_locked: bool = False,
+) -> list[LockedRow]:
+    """Load and lock (FOR UPDATE, in id order) every association of the batch.
+
+    With ``teacher_id``, only a batch of that teacher's class is returned. With ``skip_locked``
+    rows another transaction holds are left out (the caller compares with the batch size).
+    """
+    a = EssayStudentAssociation
+    query = (
+        select(
+            a.id, a.class_id, a.created_at, a.essay_id, a.status, a.student_id, a.confidence_score
+        )
+        .where(a.batch_id == batch_id)
+        .order_by(a.id)
+        .with_for_update(of=a, skip_locked=skip_locked)
+    )
+    if teacher_id is not None:
+        query = query.join(SchoolClass, SchoolClass.id == a.class_id).where(
+            SchoolClass.created_by_user_id == teacher_id
+        )
+    return [
+        LockedRow(
+            id=r.id,
+            class_id=r.class_id,
+            created_at=r.created_at,
+            state=AssociationState(
+                essay_id=r.essay_id,
+                status=AssociationStatus(r.status),
+                student_id=r.student_id,
+                confidence_score=r.confidence_score,
+            ),
+        )
+        for r in await session.execute(query)
+    ]
+
+
+async def is_finalized(session: AsyncSession, batch_id: uuid.UUID) -> bool:
+    found = await session.execute(
+        select(BatchConfirmation.batch_id).where(BatchConfirmation.batch_id == batch_id)
+    )
+    return found.first() is not None
+
+
+async def write_transitions(
+    session: AsyncSession,
+    rows: Sequence[LockedRow],
+    transitions: Sequence[Transition],
+    *,
+    validated_by: str | None,
+    now: datetime,
+) -> None:
+    """Write the changes in one executemany UPDATE (by primary key)."""
+    if not transitions:
+        return
+    ids = {row.state.essay_id: row.id for row in rows}
+    await session.execute(
+        update(EssayStudentAssociation),
+        [
+            {
+                "id": ids[t.essay_id],
+                "status": t.status.value,
+                "student_id": t.student_id,
+                "validation_method": t.validation_method.value,
+                "validated_by": validated_by,
+                "validated_at": now,
+                "updated_at": now,
+            }
+            for t in transitions
+        ],
+    )
+
+
+async def _roster_members(
+    session: AsyncSession, class_ids: set[uuid.UUID], student_ids: set[uuid.UUID]
+) -> set[uuid.UUID]:
+    if not student_ids:
+        return set()
+    found = await session.execute(
+        select(ClassMembership.student_id).where(
+            ClassMembership.class_id.in_(class_ids),
+            ClassMembership.student_id.in_(student_ids),
+        )
+    )
+    return set(found.scalars())
+
+
+async def confirm_associations(
+    uow: UnitOfWork,
+    *,
+    batch_id: uuid.UUID,
+    teacher_id: str,
+    decisions: Sequence[TeacherDecision],
+    now: datetime,
+    correlation_id: uuid.UUID,
+) -> ConfirmAssociationsResponse:
+    """Record a teacher's decisions; finalize and emit the event when the batch is complete."""
+    session = uow.session
+    rows = await lock_batch(session, batch_id=batch_id, teacher_id=teacher_id)
+    if not rows:
+        raise _batch_not_found(batch_id)
+    # Read after taking the locks: a finalizer that held them has committed by now.
+    finalized = await is_finalized(session, batch_id)
+    states = {row.state.essay_id: row.state for row in rows}
+    requested = {
+        d.student_id
+        for d in decisions
+        if d.confirmed
+        and d.student_id is not None
+        and d.essay_id in states
+        and d.student_id != states[d.essay_id].student_id
+    }
+    roster = await _roster_members(session, {row.class_id for row in rows}, requested)
+    try:
+        transitions = decide_for_teacher(states, decisions, roster=roster, finalized=finalized)
+    except InvalidDecision as exc:
+        raise ValidationFailed(exc.message, exc.details) from exc
+    except DecisionConflict as exc:
+        raise Conflict(exc.message, exc.details) from exc
+    await write_transitions(session, rows, transitions, validated_by=teacher_id, now=now)
+    if not finalized:
+        await finalize_if_complete(
+            session,
+            batch_id=batch_id,
+            timeout_triggered=False,
+            now=now,
+            correlation_id=correlation_id,
+        )
+    view = await get_batch_associations(session, batch_id=batch_id, teacher_id=teacher_id)
+    await uow.commit()
+    return ConfirmAssociationsResponse(
+        **view.model_dump(),
+        changed=len(transitions),
+        unchanged=len(decisions) - len(transitions),
+    )

@@ -1,0 +1,240 @@
+"""Confirms batches nobody reviewed within ``validation_timeout_hours``.
+
+A batch times out when one of its essays is still undecided (``pending_validation`` or
+``no_match``) longer than the timeout and the batch is not finalized. Then every undecided essay
+is decided by :func:`decisions.decide_timeout` — a suggestion with confidence >= the threshold
+becomes ``timeout_confirmed``; a weaker suggestion, or no suggestion, leaves the essay without a
+student (``rejected``, validation_method ``timeout``, student_id NULL) — essays the teacher
+already decided keep their decision, and the batch is finalized with ``timeout_triggered=true``.
+
+Several replicas may run this at once: each batch is processed in its own short transaction that
+locks the batch's rows with ``FOR UPDATE SKIP LOCKED`` and skips the batch unless it got *all*
+of them (someone else — another monitor or a teacher's request — is working on it), then
+re-checks under the lock that the batch is still open and still overdue. A batch a teacher
+finalized is never touched or re-published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from class_management_service.associations.confirmation import finalize_if_complete
+from class_management_service.associations.decisions import (
+    UNDECIDED_STATUSES,
+    decide_timeout,
+)
+from class_management_service.associations.models import (
+    AssociationStatus,
+    BatchConfirmation,
+    EssayStudentAssociation,
+)
+from class_management_service.associations.service import (
+    LockedRow,
+    is_finalized,
+    lock_batch,
+    write_transitions,
+)
+from class_management_service.clock import Clock
+from class_management_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class TimeoutMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.auto_confirmed = Counter(
+            "association_timeout_confirmed_total",
+            "Essays whose suggested student the validation timeout confirmed automatically.",
+            registry=registry,
+        )
+        self.left_unassigned = Counter(
+            "association_timeout_unassigned_total",
+            "Essays the validation timeout left without a student (rejected, student null).",
+            ["reason"],
+            registry=registry,
+        )
+        self.batches = Counter(
+            "association_timeout_batches_total",
+            "Batches finalized by the validation timeout.",
+            registry=registry,
+        )
+
+
+_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, TimeoutMetrics] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def timeout_metrics(registry: CollectorRegistry) -> TimeoutMetrics:
+    metrics = _metrics_by_registry.get(registry)
+    if metrics is None:
+        metrics = _metrics_by_registry[registry] = TimeoutMetrics(registry)
+    return metrics
+
+
+@dataclass
+class TimeoutPass:
+    finalized: list[uuid.UUID]
+    skipped: int = 0
+
+
+class TimeoutMonitor:
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        clock: Clock,
+        registry: CollectorRegistry,
+        name: str = "timeout-monitor",
+        batch_limit: int = 100,
+    ) -> None:
+        self._session_factory = session_factory
+        self._settings = settings
+        self._clock = clock
+        self._metrics = timeout_metrics(registry)
+        self._name = name
+        self._batch_limit = batch_limit
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def run(self) -> None:
+        while True:
+            outcome = await self.run_once()
+            if outcome.finalized:
+                logger.info(
+                    "validation timeout finalized batches",
+                    extra={"worker": self._name, "batches": len(outcome.finalized)},
+                )
+            await asyncio.sleep(self._settings.timeout_monitor_interval_seconds)
+
+    def _cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(hours=self._settings.validation_timeout_hours)
+
+    async def run_once(self) -> TimeoutPass:
+        """Finalize every overdue batch this replica can claim; returns what it did."""
+        outcome = TimeoutPass(finalized=[])
+        attempted: set[uuid.UUID] = set()
+        while True:
+            candidates = [
+                batch_id
+                for batch_id in await self._overdue_batches(self._cutoff(self._clock.now()))
+                if batch_id not in attempted
+            ]
+            if not candidates:
+                return outcome
+            for batch_id in candidates:
+                attempted.add(batch_id)
+                try:
+                    done = await self._time_out_batch(batch_id)
+                except Exception:
+                    # One broken batch must not stop the others; it is retried on the next pass.
+                    logger.exception(
+                        "validation timeout failed for batch", extra={"batch_id": str(batch_id)}
+                    )
+                    done = False
+                if done:
+                    outcome.finalized.append(batch_id)
+                else:
+                    outcome.skipped += 1
+
+    async def _overdue_batches(self, cutoff: datetime) -> list[uuid.UUID]:
+        a = EssayStudentAssociation
+        oldest = func.min(a.created_at)
+        query = (
+            select(a.batch_id)
+            .where(
+                a.status.in_([status.value for status in UNDECIDED_STATUSES]),
+                a.created_at <= cutoff,
+                ~exists().where(BatchConfirmation.batch_id == a.batch_id),
+            )
+            .group_by(a.batch_id)
+            .order_by(oldest)
+            .limit(self._batch_limit)
+        )
+        async with self._session_factory() as session:
+            return list((await session.execute(query)).scalars())
+
+    @staticmethod
+    async def _claim_batch(session: AsyncSession, batch_id: uuid.UUID) -> list[LockedRow] | None:
+        """Lock all the batch's rows without waiting, or none (None: someone else is on it).
+
+        The batch's first row (lowest id) is the gate: teachers lock rows in id order, so
+        whoever holds the first row owns the batch, and two monitors cannot each grab part of
+        it (SKIP LOCKED over all rows alone would let them interleave and both give up).
+        """
+        a = EssayStudentAssociation
+        first_id = (
+            await session.execute(
+                select(a.id).where(a.batch_id == batch_id).order_by(a.id).limit(1)
+            )
+        ).scalar_one_or_none()
+        if first_id is None:
+            return None
+        gate = await session.execute(
+            select(a.id).where(a.id == first_id).with_for_update(skip_locked=True)
+        )
+        if gate.first() is None:
+            return None
+        rows = await lock_batch(session, batch_id=batch_id, skip_locked=True)
+        total = (
+            await session.execute(select(func.count()).where(a.batch_id == batch_id))
+        ).scalar_one()
+        return rows if rows and len(rows) == total else None
+
+    async def _time_out_batch(self, batch_id: uuid.UUID) -> bool:
+        now = self._clock.now()
+        cutoff = self._cutoff(now)
+        async with self._session_factory() as session, session.begin():
+            rows = await self._claim_batch(session, batch_id)
+            if rows is None:
+                return False  # busy: another monitor or a teacher holds (part of) the batch
+            if await is_finalized(session, batch_id):
+                return False
+            if not any(
+                row.state.status in UNDECIDED_STATUSES and row.created_at <= cutoff for row in rows
+            ):
+                return False  # decided or no longer overdue since the scan
+            transitions = decide_timeout(
+                (row.state for row in rows), threshold=self._settings.timeout_confidence_threshold
+            )
+            await write_transitions(session, rows, transitions, validated_by=None, now=now)
+            finalized = await finalize_if_complete(
+                session,
+                batch_id=batch_id,
+                timeout_triggered=True,
+                now=now,
+                correlation_id=uuid.uuid4(),
+            )
+            if finalized is None:
+                # Cannot happen under the lock (checked above); never write without the event.
+                raise RuntimeError(f"batch {batch_id} could not be finalized after its timeout")
+        states = {row.state.essay_id: row.state for row in rows}
+        for transition in transitions:
+            if transition.status == AssociationStatus.TIMEOUT_CONFIRMED:
+                self._metrics.auto_confirmed.inc()
+            else:
+                previous = states[transition.essay_id].status
+                reason = "no_match" if previous == AssociationStatus.NO_MATCH else "low_confidence"
+                self._metrics.left_unassigned.labels(reason).inc()
+        self._metrics.batches.inc()
+        logger.info(
+            "batch finalized by validation timeout",
+            extra={
+                "batch_id": str(batch_id),
+                "event_id": str(finalized.event_id),
+                "auto_confirmed": finalized.payload.validation_summary["confirmed"],
+            },
+        )
+        return True

@@ -1,0 +1,275 @@
+"""The validation timeout over a real PostgreSQL, driven by an injected clock (no sleeping)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from class_management_service.associations import service
+from class_management_service.associations.decisions import TeacherDecision
+from class_management_service.associations.models import (
+    AssociationStatus,
+    BatchConfirmation,
+    EssayStudentAssociation,
+)
+from class_management_service.associations.timeout_monitor import TimeoutMonitor
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.clock import FixedClock
+from class_management_service.courses.models import CourseCode
+from class_management_service.courses.reference import course_id
+from class_management_service.outbox.models import OutboxEvent
+from class_management_service.settings import Settings
+from class_management_service.students.models import Student
+from class_management_service.unit_of_work import UnitOfWork
+
+pytestmark = pytest.mark.postgres
+
+S = AssociationStatus
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+async def seed_batch(
+    session_factory: SessionFactory, suggestions: list[tuple[S, float | None]]
+) -> tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID | None]]:
+    """A batch of one essay per (status, confidence); returns batch id, essays, students."""
+    async with session_factory() as session:
+        school_class = SchoolClass(
+            name="9B", created_by_user_id="teacher-a", course_id=course_id(CourseCode.SV1)
+        )
+        students = [
+            Student(first_name=f"F{i}", last_name=f"L{i}", created_by_user_id="teacher-a")
+            for i in range(len(suggestions))
+        ]
+        session.add_all([school_class, *students])
+        await session.flush()
+        session.add_all(
+            ClassMembership(class_id=school_class.id, student_id=s.id) for s in students
+        )
+        batch_id, essays, assigned = uuid.uuid4(), [], []
+        for student, (status, confidence) in zip(students, suggestions, strict=True):
+            student_id = None if status in (S.NO_MATCH, S.REJECTED) else student.id
+            essay_id = uuid.uuid4()
+            session.add(
+                EssayStudentAssociation(
+                    essay_id=essay_id,
+                    batch_id=batch_id,
+                    class_id=school_class.id,
+                    student_id=student_id,
+                    confidence_score=confidence,
+                    filename=f"{essay_id}.txt",
+                    status=status.value,
+                )
+            )
+            essays.append(essay_id)
+            assigned.append(student_id)
+        await session.commit()
+    return batch_id, essays, assigned
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(validation_timeout_hours=24, timeout_confidence_threshold=0.7)
+
+
+def monitor(
+    session_factory: SessionFactory,
+    settings: Settings,
+    clock: FixedClock,
+    registry: CollectorRegistry | None = None,
+    name: str = "timeout-monitor",
+) -> TimeoutMonitor:
+    return TimeoutMonitor(
+        session_factory=session_factory,
+        settings=settings,
+        clock=clock,
+        registry=registry or CollectorRegistry(),
+        name=name,
+    )
+
+
+async def rows_of(
+    session_factory: SessionFactory, batch_id: uuid.UUID
+) -> dict[uuid.UUID, EssayStudentAssociation]:
+    async with session_factory() as session:
+        result = await session.execute(
+            select(EssayStudentAssociation).where(EssayStudentAssociation.batch_id == batch_id)
+        )
+        return {row.essay_id: row for row in result.scalars()}
+
+
+async def outbox(session_factory: SessionFactory) -> list[OutboxEvent]:
+    async with session_factory() as session:
+        return list((await session.execute(select(OutboxEvent))).scalars())
+
+
+async def test_overdue_batch_is_auto_confirmed_and_published_once(
+    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+) -> None:
+    batch_id, essays, students = await seed_batch(
+        session_factory,
+        [
+            (S.PENDING_VALIDATION, 0.95),
+            (S.PENDING_VALIDATION, 0.7),
+            (S.PENDING_VALIDATION, 0.4),
+            (S.NO_MATCH, None),
+            (S.PENDING_VALIDATION, 0.2),
+        ],
+    )
+    confident, threshold, weak, unmatched, human = essays
+    # The teacher decided one essay before going quiet.
+    async with UnitOfWork(session_factory) as uow:
+        await service.confirm_associations(
+            uow,
+            batch_id=batch_id,
+            teacher_id="teacher-a",
+            decisions=[TeacherDecision(human, students[4], confirmed=True)],
+            now=clock.now(),
+            correlation_id=uuid.uuid4(),
+        )
+    registry = CollectorRegistry()
+    worker = monitor(session_factory, settings, clock, registry)
+
+    clock.advance(timedelta(hours=23, minutes=59))
+    assert (await worker.run_once()).finalized == []
+    assert await outbox(session_factory) == []
+
+    clock.advance(timedelta(minutes=2))
+    assert (await worker.run_once()).finalized == [batch_id]
+    rows = await rows_of(session_factory, batch_id)
+    assert (rows[confident].status, rows[confident].student_id) == (
+        S.TIMEOUT_CONFIRMED,
+        students[0],
+    )
+    assert rows[threshold].status == S.TIMEOUT_CONFIRMED
+    for essay in (weak, unmatched):
+        assert rows[essay].status == S.REJECTED
+        assert rows[essay].student_id is None
+    for essay in (confident, threshold, weak, unmatched):
+        assert rows[essay].validation_method == "timeout"
+        assert rows[essay].validated_by is None
+        assert rows[essay].validated_at == clock.now()
+    assert (rows[human].status, rows[human].validation_method) == (S.CONFIRMED, "human")
+
+    (event,) = await outbox(session_factory)
+    data = event.envelope["data"]
+    assert data["timeout_triggered"] is True
+    assert data["course_code"] == "SV1"
+    assert data["validation_summary"] == {"total_associations": 5, "confirmed": 3, "rejected": 2}
+    sent = {a["essay_id"]: a for a in data["associations"]}
+    assert sent[str(weak)]["student_id"] is None
+    assert sent[str(weak)]["validation_method"] == "timeout"
+    assert sent[str(weak)]["confidence_score"] == 0.4
+    assert sent[str(human)]["validated_by"] == "teacher-a"
+    async with session_factory() as session:
+        confirmation = await session.get(BatchConfirmation, batch_id)
+    assert confirmation is not None
+    assert confirmation.timeout_triggered is True
+
+    assert registry.get_sample_value("association_timeout_confirmed_total") == 2
+    assert (
+        registry.get_sample_value(
+            "association_timeout_unassigned_total", {"reason": "low_confidence"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("association_timeout_unassigned_total", {"reason": "no_match"})
+        == 1
+    )
+    assert registry.get_sample_value("association_timeout_batches_total") == 1
+
+    # Later passes find nothing more to do.
+    clock.advance(timedelta(days=3))
+    assert (await worker.run_once()).finalized == []
+    assert len(await outbox(session_factory)) == 1
+
+
+async def test_teacher_finalized_batch_is_never_re_published(
+    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+) -> None:
+    batch_id, essays, students = await seed_batch(
+        session_factory, [(S.PENDING_VALIDATION, 0.9), (S.NO_MATCH, None)]
+    )
+    async with UnitOfWork(session_factory) as uow:
+        await service.confirm_associations(
+            uow,
+            batch_id=batch_id,
+            teacher_id="teacher-a",
+            decisions=[
+                TeacherDecision(essays[0], students[0], confirmed=True),
+                TeacherDecision(essays[1], None, confirmed=False),
+            ],
+            now=clock.now(),
+            correlation_id=uuid.uuid4(),
+        )
+    assert len(await outbox(session_factory)) == 1
+    # Even a stray undecided row arriving for the finalized batch does not re-open it.
+    class_id = (await rows_of(session_factory, batch_id))[essays[0]].class_id
+    async with session_factory() as session:
+        session.add(
+            EssayStudentAssociation(
+                essay_id=uuid.uuid4(),
+                batch_id=batch_id,
+                class_id=class_id,
+                student_id=None,
+                status=S.NO_MATCH.value,
+            )
+        )
+        await session.commit()
+
+    clock.advance(timedelta(days=2))
+    assert (await monitor(session_factory, settings, clock).run_once()).finalized == []
+    rows = await rows_of(session_factory, batch_id)
+    assert rows[essays[0]].status == S.CONFIRMED
+    assert rows[essays[0]].validation_method == "human"
+    assert len(await outbox(session_factory)) == 1
+
+
+async def test_batch_a_teacher_is_deciding_is_left_alone_until_released(
+    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+) -> None:
+    batch_id, essays, _ = await seed_batch(
+        session_factory, [(S.PENDING_VALIDATION, 0.9), (S.PENDING_VALIDATION, 0.9)]
+    )
+    clock.advance(timedelta(hours=25))
+    worker = monitor(session_factory, settings, clock)
+    async with session_factory() as teacher_session, teacher_session.begin():
+        # A teacher's request holds one row of the batch.
+        await teacher_session.execute(
+            text("SELECT 1 FROM essay_student_associations WHERE essay_id = :e FOR UPDATE"),
+            {"e": essays[0]},
+        )
+        outcome = await asyncio.wait_for(worker.run_once(), 10)
+        assert outcome.finalized == []
+        assert outcome.skipped == 1
+    assert (await worker.run_once()).finalized == [batch_id]
+
+
+async def test_two_monitors_never_double_process(
+    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+) -> None:
+    batches = [
+        (await seed_batch(session_factory, [(S.PENDING_VALIDATION, 0.9), (S.NO_MATCH, None)]))[0]
+        for _ in range(30)
+    ]
+    clock.advance(timedelta(hours=24, seconds=1))
+    first, second = (
+        monitor(session_factory, settings, clock, name=f"monitor-{i}") for i in range(2)
+    )
+    one, two = await asyncio.gather(first.run_once(), second.run_once())
+    assert not set(one.finalized) & set(two.finalized)
+    assert sorted(one.finalized + two.finalized) == sorted(batches)
+    events = await outbox(session_factory)
+    assert sorted(uuid.UUID(e.aggregate_id) for e in events) == sorted(batches)
