@@ -1,7 +1,97 @@
-"""HTTP routes of the classes feature."""
+"""HTTP routes of the classes feature (gateway callers, identified by X-User-ID)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query, Response, status
+
+from class_management_service.classes import service
+from class_management_service.classes.schemas import (
+    ClassCreate,
+    ClassResponse,
+    ClassSort,
+    ClassUpdate,
+    SearchText,
+)
+from class_management_service.courses.models import CourseCode
+from class_management_service.errors import ERROR_RESPONSES
+from class_management_service.http.identity import TeacherId
+from class_management_service.http.pagination import Page, PageQuery
+from class_management_service.unit_of_work import Uow
+
+router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
+
+
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a class",
+    description=(
+        "Creates a class owned by the calling teacher and publishes `ClassCreatedV1` "
+        "(`huleedu.class.created.v1`) in the same transaction."
+    ),
+)
+async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> ClassResponse:
+    return await service.create_class(uow, teacher_id, body)
+
+
+@router.get(
+    "/",
+    summary="List own classes",
+    description="The calling teacher's classes, filtered, sorted and paginated.",
+)
+async def list_classes(
+    teacher_id: TeacherId,
+    uow: Uow,
+    page: PageQuery,
+    sort: Annotated[ClassSort, Query(description="Sort key; `-` sorts descending.")] = (
+        ClassSort.CREATED_AT_DESC
+    ),
+    course_code: Annotated[CourseCode | None, Query(description="Only this course.")] = None,
+    q: Annotated[
+        SearchText | None, Query(description="Case-insensitive substring of the class name.")
+    ] = None,
+) -> Page[ClassResponse]:
+    return await service.list_classes(
+        uow.session, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
+    )
+
+
+@router.get(
+    "/{class_id}",
+    summary="Get a class",
+    description="404 also when the class belongs to another teacher.",
+)
+async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> ClassResponse:
+    return await service.get_class(uow.session, teacher_id, class_id)
+
+
+@router.put(
+    "/{class_id}",
+    summary="Update a class",
+    description=(
+        "Changes the name and/or the course; omitted or null fields keep their value. "
+        "Publishes `ClassUpdatedV1` (`huleedu.class.updated.v1`) only when something changed; "
+        'its null fields mean "not changed".'
+    ),
+)
+async def update_class(
+    class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow
+) -> ClassResponse:
+    return await service.update_class(uow, teacher_id, class_id, body)
+
+
+@router.delete(
+    "/{class_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete a class",
+    description=(
+        "Deletes the class and its memberships (the students themselves stay), and the essay "
+        "associations recorded for the class. Publishes no event (the contract has none)."
+    ),
+)
+async def delete_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> None:
+    await service.delete_class(uow, teacher_id, class_id)

@@ -1,7 +1,89 @@
-"""HTTP routes of the internal feature."""
+"""Routes for the platform's services (NLP roster, batch/essay lookups).
+
+Callers authenticate with ``X-Internal-API-Key`` (compared in constant time) and name
+themselves in ``X-Service-ID``; there is no teacher scoping.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+
+from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
+from class_management_service.http.identity import InternalService
+from class_management_service.internal import service
+from class_management_service.internal.schemas import (
+    BatchClassInfo,
+    ClassRoster,
+    EssayAssociation,
+    EssayStudentName,
+)
+from class_management_service.unit_of_work import Uow
+
+router = APIRouter(tags=["internal"], responses=ERROR_RESPONSES)
+
+MAX_BATCH_IDS = 500
+
+
+@router.get(
+    "/v1/classes/{class_id}/roster",
+    summary="Class roster for author matching (NLP service)",
+    description=(
+        "Every student of the class, sorted by last and first name. `full_legal_name` falls "
+        "back to first and last name when no legal name is recorded."
+    ),
+)
+async def class_roster(class_id: uuid.UUID, _caller: InternalService, uow: Uow) -> ClassRoster:
+    return await service.class_roster(uow.session, class_id)
+
+
+@router.get(
+    "/internal/v1/batches/class-info",
+    summary="Class of each batch",
+    description=(
+        "For each id in `batch_ids` (comma-separated, at most "
+        f"{MAX_BATCH_IDS}), the class its essays were matched against, or null when the "
+        "service has no associations for that batch."
+    ),
+)
+async def batches_class_info(
+    batch_ids: Annotated[
+        str,
+        Query(
+            max_length=MAX_BATCH_IDS * 40,
+            description="Comma-separated batch ids.",
+            examples=["1b6f0a9e-5a4e-4d8f-9c39-2b1f6f0c2d11,5d3c9a61-0e0b-4a47-8f0e-9a6c1b2e7f40"],
+        ),
+    ],
+    _caller: InternalService,
+    uow: Uow,
+) -> dict[str, BatchClassInfo | None]:
+    ids = [batch_id.strip() for batch_id in batch_ids.split(",") if batch_id.strip()]
+    if len(set(ids)) > MAX_BATCH_IDS:
+        raise ValidationFailed(f"At most {MAX_BATCH_IDS} batch ids per request.")
+    return await service.batches_class_info(uow.session, ids)
+
+
+@router.get(
+    "/internal/v1/batches/{batch_id}/student-names",
+    summary="Author names of a batch's essays",
+    description=(
+        "One entry per essay of the batch that has a (suggested or confirmed) student; "
+        "essays without one are left out. An unknown batch gives an empty list."
+    ),
+)
+async def batch_student_names(
+    batch_id: str, _caller: InternalService, uow: Uow
+) -> list[EssayStudentName]:
+    return await service.batch_student_names(uow.session, batch_id)
+
+
+@router.get(
+    "/internal/v1/associations/essay/{essay_id}",
+    summary="The association of one essay",
+    description="404 when the service holds no association for the essay.",
+)
+async def essay_association(essay_id: str, _caller: InternalService, uow: Uow) -> EssayAssociation:
+    return await service.essay_association(uow.session, essay_id)

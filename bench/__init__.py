@@ -1,0 +1,1 @@
+"""Benchmarks (run as modules, e.g. ``uv run python -m bench.bench_roster_import``)."""

@@ -1,0 +1,223 @@
+"""Use cases of the classes feature.
+
+Every statement is scoped to the calling teacher (``created_by_user_id``) in its WHERE clause,
+so another teacher's class is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.classes.schemas import (
+    ClassCreate,
+    ClassCreatedV1,
+    ClassResponse,
+    ClassSort,
+    ClassUpdate,
+    ClassUpdatedV1,
+)
+from class_management_service.courses.models import Course, CourseCode
+from class_management_service.courses.reference import course_id
+from class_management_service.errors import NotFound
+from class_management_service.http.pagination import (
+    Page,
+    PageRequest,
+    contains,
+    fetch_page,
+    order_by,
+)
+from class_management_service.messaging import topics
+from class_management_service.observability.context import current_correlation_id
+from class_management_service.outbox.writer import add_outbox_event
+from class_management_service.unit_of_work import UnitOfWork
+
+AGGREGATE_TYPE = "class"
+
+_SORTABLE = {"name": func.lower(SchoolClass.name), "created_at": SchoolClass.created_at}
+
+
+def class_not_found(class_id: uuid.UUID) -> NotFound:
+    return NotFound("Class not found.", {"class_id": str(class_id)})
+
+
+def _owned_classes(teacher_id: str) -> Select[Any]:
+    """Class rows as :class:`ClassResponse` needs them, one statement for any number of rows."""
+    student_count = (
+        select(func.count())
+        .where(ClassMembership.class_id == SchoolClass.id)
+        .correlate(SchoolClass)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            SchoolClass.id,
+            SchoolClass.name,
+            Course.course_code,
+            Course.name.label("course_name"),
+            student_count.label("student_count"),
+            SchoolClass.created_at,
+            SchoolClass.updated_at,
+        )
+        .join(Course, Course.id == SchoolClass.course_id)
+        .where(SchoolClass.created_by_user_id == teacher_id)
+    )
+
+
+async def get_class(session: AsyncSession, teacher_id: str, class_id: uuid.UUID) -> ClassResponse:
+    row = (
+        await session.execute(_owned_classes(teacher_id).where(SchoolClass.id == class_id))
+    ).one_or_none()
+    if row is None:
+        raise class_not_found(class_id)
+    return ClassResponse.model_validate(row, from_attributes=True)
+
+
+async def list_classes(
+    session: AsyncSession,
+    teacher_id: str,
+    page: PageRequest,
+    *,
+    sort: ClassSort,
+    course_code: CourseCode | None = None,
+    name_contains: str | None = None,
+) -> Page[ClassResponse]:
+    statement = _owned_classes(teacher_id)
+    if course_code is not None:
+        statement = statement.where(Course.course_code == course_code.value)
+    if name_contains:
+        statement = statement.where(SchoolClass.name.ilike(contains(name_contains)))
+    rows, total = await fetch_page(
+        session, statement, page, order_by(sort, _SORTABLE, SchoolClass.id)
+    )
+    return Page[ClassResponse](
+        items=[ClassResponse.model_validate(row, from_attributes=True) for row in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> ClassResponse:
+    session = uow.session
+    (code,) = request.course_codes
+    school_class = SchoolClass(
+        id=uuid.uuid4(), name=request.name, created_by_user_id=teacher_id, course_id=course_id(code)
+    )
+    session.add(school_class)
+    event = ClassCreatedV1(
+        class_id=str(school_class.id),
+        class_designation=request.name,
+        course_codes=[code],
+        user_id=teacher_id,
+        correlation_id=current_correlation_id(),
+        timestamp=datetime.now(UTC),
+    )
+    _publish(session, topics.CLASS_CREATED, school_class.id, event)
+    await session.flush()
+    created = await get_class(session, teacher_id, school_class.id)
+    await uow.commit()
+    return created
+
+
+async def update_class(
+    uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID, request: ClassUpdate
+) -> ClassResponse:
+    session = uow.session
+    # FOR NO KEY UPDATE: serializes updates of this class without blocking the foreign-key
+    # checks of concurrent membership inserts (the key never changes).
+    school_class = await session.scalar(
+        select(SchoolClass)
+        .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)
+        .with_for_update(key_share=True)
+    )
+    if school_class is None:
+        raise class_not_found(class_id)
+
+    new_name = request.name if request.name not in (None, school_class.name) else None
+    new_code = request.course_codes[0] if request.course_codes else None
+    if new_code is not None and course_id(new_code) == school_class.course_id:
+        new_code = None
+    if new_name is None and new_code is None:
+        # Nothing changes, so nothing is published either.
+        return await get_class(session, teacher_id, class_id)
+
+    if new_name is not None:
+        school_class.name = new_name
+    if new_code is not None:
+        school_class.course_id = course_id(new_code)
+    event = ClassUpdatedV1(
+        class_id=str(class_id),
+        class_designation=new_name,
+        course_codes=[new_code] if new_code is not None else None,
+        user_id=teacher_id,
+        correlation_id=current_correlation_id(),
+        timestamp=datetime.now(UTC),
+    )
+    _publish(session, topics.CLASS_UPDATED, class_id, event)
+    await session.flush()
+    updated = await get_class(session, teacher_id, class_id)
+    await uow.commit()
+    return updated
+
+
+async def delete_class(uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID) -> None:
+    """Memberships go with the class (FK cascade); the contract has no deletion event."""
+    deleted = await uow.session.scalar(
+        delete(SchoolClass)
+        .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)
+        .returning(SchoolClass.id)
+    )
+    if deleted is None:
+        raise class_not_found(class_id)
+    await uow.commit()
+
+
+async def ensure_owned_classes(
+    session: AsyncSession,
+    teacher_id: str,
+    class_ids: Collection[uuid.UUID],
+    *,
+    lock: bool = False,
+) -> None:
+    """Raise NotFound unless the teacher owns every one of ``class_ids``.
+
+    With ``lock``, the classes are held with FOR KEY SHARE until the transaction ends: the lock
+    a foreign-key check takes, so none can be deleted before memberships that reference them
+    commit (which would be an FK error, i.e. a 500), while renames and other membership changes
+    go on unblocked.
+    """
+    if not class_ids:
+        return
+    statement = select(SchoolClass.id).where(
+        SchoolClass.id.in_(class_ids), SchoolClass.created_by_user_id == teacher_id
+    )
+    if lock:
+        statement = statement.with_for_update(read=True, key_share=True)
+    found = set((await session.scalars(statement)).all())
+    missing = sorted(str(class_id) for class_id in set(class_ids) - found)
+    if missing:
+        raise NotFound("Class not found.", {"class_ids": missing})
+
+
+def _publish(
+    session: AsyncSession,
+    topic: str,
+    class_id: uuid.UUID,
+    event: ClassCreatedV1 | ClassUpdatedV1,
+) -> None:
+    """Queue the event in the caller's transaction (keyed by the class id)."""
+    add_outbox_event(
+        session,
+        topic=topic,
+        aggregate_type=AGGREGATE_TYPE,
+        aggregate_id=class_id,
+        data=event.model_dump(mode="json"),
+        correlation_id=event.correlation_id,
+    )

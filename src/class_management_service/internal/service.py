@@ -1,0 +1,140 @@
+"""Read-only lookups for the platform's services (no teacher scoping: callers are trusted).
+
+Batch and essay ids belong to other services and are not always UUIDs (single-essay flows use
+ids such as ``single-essay-batch``); such an id can have no association here, so it simply
+matches nothing instead of being an error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from class_management_service.associations.models import EssayStudentAssociation
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.classes.service import class_not_found
+from class_management_service.errors import NotFound
+from class_management_service.internal.schemas import (
+    BatchClassInfo,
+    ClassRoster,
+    EssayAssociation,
+    EssayStudentName,
+    RosterStudent,
+    StudentPersonName,
+)
+from class_management_service.students.models import Student
+
+# Never null on the wire: without a recorded legal name, the name the teacher entered.
+_LEGAL_OR_FULL_NAME = func.coalesce(
+    Student.legal_full_name, Student.first_name + " " + Student.last_name
+)
+
+
+def as_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+async def class_roster(session: AsyncSession, class_id: uuid.UUID) -> ClassRoster:
+    if await session.scalar(select(SchoolClass.id).where(SchoolClass.id == class_id)) is None:
+        raise class_not_found(class_id)
+    rows = await session.execute(
+        select(
+            Student.id,
+            Student.first_name,
+            Student.last_name,
+            _LEGAL_OR_FULL_NAME.label("full_legal_name"),
+            Student.email,
+        )
+        .join(ClassMembership, ClassMembership.student_id == Student.id)
+        .where(ClassMembership.class_id == class_id)
+        .order_by(Student.last_name, Student.first_name, Student.id)
+    )
+    return ClassRoster(
+        students=[
+            RosterStudent(
+                student_id=row.id,
+                first_name=row.first_name,
+                last_name=row.last_name,
+                full_legal_name=row.full_legal_name,
+                email=row.email,
+            )
+            for row in rows
+        ]
+    )
+
+
+async def batch_student_names(session: AsyncSession, batch_id: str) -> list[EssayStudentName]:
+    """The author of each essay of the batch that has one (suggested or confirmed)."""
+    batch_uuid = as_uuid(batch_id)
+    if batch_uuid is None:
+        return []
+    rows = await session.execute(
+        select(
+            EssayStudentAssociation.essay_id,
+            Student.id.label("student_id"),
+            Student.first_name,
+            Student.last_name,
+            _LEGAL_OR_FULL_NAME.label("legal_full_name"),
+        )
+        .join(Student, Student.id == EssayStudentAssociation.student_id)
+        .where(EssayStudentAssociation.batch_id == batch_uuid)
+        .order_by(EssayStudentAssociation.essay_id)
+    )
+    return [
+        EssayStudentName(
+            essay_id=row.essay_id,
+            student_id=row.student_id,
+            student_person_name=StudentPersonName(
+                first_name=row.first_name,
+                last_name=row.last_name,
+                legal_full_name=row.legal_full_name,
+            ),
+        )
+        for row in rows
+    ]
+
+
+async def essay_association(session: AsyncSession, essay_id: str) -> EssayAssociation:
+    essay_uuid = as_uuid(essay_id)
+    association = (
+        await session.scalar(
+            select(EssayStudentAssociation).where(EssayStudentAssociation.essay_id == essay_uuid)
+        )
+        if essay_uuid is not None
+        else None
+    )
+    if association is None:
+        raise NotFound("No association for this essay.", {"essay_id": essay_id[:100]})
+    return EssayAssociation.model_validate(association, from_attributes=True)
+
+
+async def batches_class_info(
+    session: AsyncSession, batch_ids: Iterable[str]
+) -> dict[str, BatchClassInfo | None]:
+    """Every requested batch id, mapped to its class, or to None when it has no associations."""
+    info: dict[str, BatchClassInfo | None] = dict.fromkeys(batch_ids)
+    # Several spellings (e.g. upper and lower case) may name the same batch.
+    spellings: defaultdict[uuid.UUID, list[str]] = defaultdict(list)
+    for raw in info:
+        if (parsed := as_uuid(raw)) is not None:
+            spellings[parsed].append(raw)
+    if not spellings:
+        return info
+    rows = await session.execute(
+        # Every association of a batch names the same class, so this is one row per batch.
+        select(EssayStudentAssociation.batch_id, SchoolClass.id, SchoolClass.name)
+        .distinct()
+        .join(SchoolClass, SchoolClass.id == EssayStudentAssociation.class_id)
+        .where(EssayStudentAssociation.batch_id.in_(spellings))
+    )
+    for row in rows:
+        for raw in spellings[row.batch_id]:
+            info[raw] = BatchClassInfo(class_id=row.id, class_name=row.name)
+    return info
