@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from typing import Any
 
 import uvicorn
 
 from class_management_service.migrations import runner
 from class_management_service.observability.logging import configure_logging
 from class_management_service.settings import Settings
+
+# How uvicorn serves the app: uvloop and httptools (both from uvicorn[standard]; uvicorn's
+# "auto" would fall back to asyncio/h11 silently if they were missing, here that is an error),
+# no uvicorn logging config or access log (our JSON logging and middleware do that).
+# bench/baseline_app.py serves its bare app with the same options.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_config": None,
+    "access_log": False,
+    "timeout_graceful_shutdown": 10,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "downgrade":
         runner.downgrade(settings.database_url, args.revision)
         return 0
+    # uvicorn re-raises the SIGTERM it handled once its graceful shutdown is done, which would
+    # make a clean stop exit with -15; a stop that finished cleanly is a success.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if not args.no_migrate:
         runner.upgrade(settings.database_url)
     uvicorn.run(
@@ -52,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         factory=True,
         host=settings.host,
         port=args.port or settings.port,
-        log_config=None,  # keep our JSON logging
-        access_log=False,  # our middleware logs requests with route templates
-        timeout_graceful_shutdown=10,
+        **UVICORN_OPTIONS,
     )
     return 0
 

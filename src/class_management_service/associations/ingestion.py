@@ -1,0 +1,466 @@
+"""Storing suggested authors from ``BatchAuthorMatchesSuggestedV1``: set-based and idempotent.
+
+A batch of events costs three statements (plus BEGIN/COMMIT), whatever its size:
+
+* prepare (read-only, may run while the previous batch is being written):
+  1. the roster: one query for all classes of the batch (which exist, who belongs to them),
+     then the pure selection (:mod:`.selection`) of one row per essay;
+* apply (one transaction):
+  2. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
+     are new (an event already there had its effects committed earlier, or by a concurrent
+     consumer that held the row lock until it committed);
+  3. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
+     NOTHING`` for all essays of the new events: an essay that already has an association
+     (redelivery, another event, a teacher's decision) keeps it untouched.
+
+Rows are inserted in key order, so concurrent batches take their row locks in the same order and
+cannot deadlock on each other. Events naming an unknown class are poison. If the batch fails with
+a data error (a constraint or value the checks above could not foresee), it is rolled back and
+the events are re-planned and applied one by one, so only the offending event is poison. Any
+other failure is transient and propagates: nothing of the batch is committed and the consumer
+retries it.
+
+The Redis fast path (:class:`IdempotencyCache`) only lets known-completed events skip the
+database; it is optional and never decides anything on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from class_management_service.associations.events import (
+    AuthorMatchEvent,
+    decode_author_match_event,
+)
+from class_management_service.associations.models import AssociationStatus
+from class_management_service.associations.selection import (
+    PlannedAssociation,
+    plan_associations,
+)
+from class_management_service.idempotency import IdempotencyCache
+from class_management_service.messaging.consumer import (
+    BatchOutcome,
+    ConsumerMetrics,
+    Inbound,
+    KafkaBatchConsumer,
+    PoisonMessage,
+    Record,
+)
+from class_management_service.messaging.dead_letter import DeadLetterPublisher
+
+if TYPE_CHECKING:
+    from class_management_service.bootstrap import Container
+
+logger = logging.getLogger(__name__)
+
+CONSUMER_WORKER_NAME = "author_match_consumer"
+
+# One row per existing class of the batch with its members (an empty array when it has none);
+# a class missing from the result does not exist. Classes are small, so the whole roster is
+# cheaper than sending every suggested student id to filter on.
+_ROSTER = text(
+    """
+    SELECT c.id AS class_id,
+           COALESCE(
+               array_agg(cs.student_id) FILTER (WHERE cs.student_id IS NOT NULL),
+               CAST('{}' AS uuid[])
+           ) AS student_ids
+    FROM classes AS c
+    LEFT JOIN class_students AS cs ON cs.class_id = c.id
+    WHERE c.id = ANY(CAST(:class_ids AS uuid[]))
+    GROUP BY c.id
+    """
+)
+
+_INSERT_PROCESSED = text(
+    """
+    INSERT INTO processed_events (event_id, topic, summary)
+    SELECT e.event_id, e.topic, CAST(e.summary AS jsonb)
+    FROM unnest(
+        CAST(:event_ids AS uuid[]), CAST(:topics AS text[]), CAST(:summaries AS text[])
+    ) AS e(event_id, topic, summary)
+    ORDER BY e.event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+
+_INSERT_ASSOCIATIONS = text(
+    """
+    INSERT INTO essay_student_associations (
+        id, essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
+        filename, status, source_event_id
+    )
+    SELECT gen_random_uuid(), r.essay_id, r.batch_id, r.class_id, r.student_id,
+           r.confidence_score, CAST(r.match_reasons AS jsonb), r.filename, r.status,
+           r.source_event_id
+    FROM unnest(
+        CAST(:essay_ids AS uuid[]), CAST(:batch_ids AS uuid[]), CAST(:class_ids AS uuid[]),
+        CAST(:student_ids AS uuid[]), CAST(:confidence_scores AS double precision[]),
+        CAST(:match_reasons AS text[]), CAST(:filenames AS text[]), CAST(:statuses AS text[]),
+        CAST(:source_event_ids AS uuid[])
+    ) AS r(essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
+           filename, status, source_event_id)
+    ORDER BY r.essay_id
+    ON CONFLICT (essay_id) DO NOTHING
+    """
+)
+
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the data, not
+# the system, is at fault; retrying the same statement would fail the same way.
+_DATA_ERROR_CLASSES = ("22", "23")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = _sqlstate(exc)
+    return code is not None and code[:2] in _DATA_ERROR_CLASSES
+
+
+def describe_db_error(exc: DBAPIError) -> str:
+    """``UniqueViolationError (SQLSTATE 23505): ...`` from the driver's own exception."""
+    cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else exc
+    return f"{type(cause).__name__} (SQLSTATE {_sqlstate(exc)}): {cause}"
+
+
+@dataclass
+class IngestionResult:
+    applied: list[uuid.UUID] = field(default_factory=list)
+    duplicates: list[uuid.UUID] = field(default_factory=list)
+    poisoned: dict[uuid.UUID, PoisonMessage] = field(default_factory=dict)
+    #: Association rows inserted (essays that already had one are not counted).
+    inserted: int = 0
+
+
+EventSource = Callable[[], AuthorMatchEvent]
+
+
+@dataclass(frozen=True)
+class _Input:
+    event: AuthorMatchEvent
+    topic: str
+    #: How to get the event again if the batch must be re-planned event by event.
+    source: EventSource
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    """One event's share of a batch: its processed_events record and its rows."""
+
+    event_id: uuid.UUID
+    topic: str
+    summary: str  # JSON for processed_events.summary
+    rows: list[PlannedAssociation]
+    source: EventSource
+
+
+@dataclass
+class IngestionPlan:
+    """What applying a batch will write, worked out from a read-only look at the roster.
+
+    It holds only the planned rows, not the decoded events (a consumer keeps a batch or two in
+    flight; the compact plan keeps the garbage collector's work small).
+    """
+
+    #: Events whose class exists, one per event id (first occurrence), in arrival order.
+    items: list[PlannedEvent] = field(default_factory=list)
+    #: Events that can never be applied (unknown class).
+    poisoned: dict[uuid.UUID, PoisonMessage] = field(default_factory=dict)
+
+
+class AuthorMatchIngestion:
+    """Applies decoded events to the database: one transaction per batch, idempotent.
+
+    :meth:`ingest` = :meth:`prepare` (read the roster, choose the rows; no effects) then
+    :meth:`apply` (one write transaction). The consumer calls them separately so it can prepare
+    the next batch while the database writes the current one.
+    """
+
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    async def ingest(
+        self, events: Sequence[AuthorMatchEvent], *, topic: str = "", topics: Sequence[str] = ()
+    ) -> IngestionResult:
+        """Apply events (distinct event ids, first occurrence wins); raise on transient errors."""
+        return await self.apply(await self.prepare(events, topic=topic, topics=topics))
+
+    async def prepare(
+        self,
+        events: Sequence[AuthorMatchEvent],
+        *,
+        topic: str = "",
+        topics: Sequence[str] = (),
+        sources: Sequence[EventSource] = (),
+    ) -> IngestionPlan:
+        """One roster query for all classes of the batch, then the pure selection per event.
+
+        Reading the roster before (rather than inside) the write transaction gives the same
+        guarantees under READ COMMITTED, where every statement sees its own snapshot anyway:
+        the foreign keys still refuse a class or student deleted in between (a data error,
+        which :meth:`apply` isolates by re-planning event by event with a fresh roster).
+        ``sources`` re-create the events for that (default: keep them).
+        """
+        inputs: dict[uuid.UUID, _Input] = {}
+        for index, event in enumerate(events):
+            if event.event_id not in inputs:
+                inputs[event.event_id] = _Input(
+                    event,
+                    topics[index] if topics else topic,
+                    sources[index] if sources else _keep(event),
+                )
+        return await self._prepare(list(inputs.values()))
+
+    async def _prepare(self, inputs: Sequence[_Input]) -> IngestionPlan:
+        plan = IngestionPlan()
+        if not inputs:
+            return plan
+        class_ids = list({item.event.payload.class_id for item in inputs})
+        async with self._session_factory() as session:
+            roster = (await session.execute(_ROSTER, {"class_ids": class_ids})).all()
+        members = {class_id: frozenset(students) for class_id, students in roster}
+        for item in inputs:
+            event = item.event
+            class_members = members.get(event.payload.class_id)
+            if class_members is None:
+                plan.poisoned[event.event_id] = PoisonMessage(
+                    "unknown_class", f"class {event.payload.class_id} does not exist"
+                )
+                continue
+            rows = plan_associations(event.event_id, event.payload, class_members)
+            plan.items.append(
+                PlannedEvent(event.event_id, item.topic, _summary(event, rows), rows, item.source)
+            )
+        return plan
+
+    async def apply(self, plan: IngestionPlan) -> IngestionResult:
+        """Write a prepared batch in one transaction; a data error isolates the bad event."""
+        result = IngestionResult(poisoned=dict(plan.poisoned))
+        if not plan.items:
+            return result
+        try:
+            await self._write(plan.items, result)
+        except DBAPIError as exc:
+            if not is_data_error(exc):
+                raise
+            if len(plan.items) == 1:
+                self._poison(plan.items[0], exc, result)
+                return result
+            logger.warning(
+                "batch failed with a data error; applying its events one by one",
+                extra={"events": len(plan.items), "error": describe_db_error(exc)[:500]},
+            )
+            result = IngestionResult(poisoned=dict(plan.poisoned))
+            for item in plan.items:
+                # A fresh roster: the error may come from a class or student deleted meanwhile.
+                single = await self._prepare([_Input(item.source(), item.topic, item.source)])
+                result.poisoned.update(single.poisoned)
+                if not single.items:
+                    continue
+                try:
+                    await self._write(single.items, result)
+                except DBAPIError as item_exc:
+                    if not is_data_error(item_exc):
+                        raise
+                    self._poison(item, item_exc, result)
+        return result
+
+    @staticmethod
+    def _poison(item: PlannedEvent, exc: DBAPIError, result: IngestionResult) -> None:
+        result.poisoned[item.event_id] = PoisonMessage("data_error", describe_db_error(exc))
+
+    async def _write(self, items: Sequence[PlannedEvent], result: IngestionResult) -> None:
+        async with self._session_factory() as session:
+            inserted = await session.execute(
+                _INSERT_PROCESSED,
+                {
+                    "event_ids": [item.event_id for item in items],
+                    "topics": [item.topic for item in items],
+                    "summaries": [item.summary for item in items],
+                },
+            )
+            new_ids = set(inserted.scalars())
+
+            # One row per essay; among events of this batch the earliest (offset order) wins,
+            # exactly as if they had been applied one after the other.
+            rows: dict[uuid.UUID, PlannedAssociation] = {}
+            for item in items:
+                if item.event_id in new_ids:
+                    for planned in item.rows:
+                        rows.setdefault(planned.essay_id, planned)
+            inserted_rows = 0
+            if rows:
+                written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows.values()))
+                inserted_rows = _rowcount(written)
+            await session.commit()
+
+        result.inserted += inserted_rows
+        for item in items:
+            target = result.applied if item.event_id in new_ids else result.duplicates
+            target.append(item.event_id)
+
+
+def _keep(event: AuthorMatchEvent) -> EventSource:
+    return lambda: event
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", -1)
+    return count if isinstance(count, int) and count >= 0 else 0
+
+
+def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> str:
+    matched = sum(1 for plan in plans if plan.status == AssociationStatus.PENDING_VALIDATION)
+    return json.dumps(
+        {
+            "batch_id": str(event.payload.batch_id),
+            "class_id": str(event.payload.class_id),
+            "essays": len(plans),
+            "matched": matched,
+            "no_match": len(plans) - matched,
+        }
+    )
+
+
+def _columns(rows: Iterable[PlannedAssociation]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        "essay_ids": [],
+        "batch_ids": [],
+        "class_ids": [],
+        "student_ids": [],
+        "confidence_scores": [],
+        "match_reasons": [],
+        "filenames": [],
+        "statuses": [],
+        "source_event_ids": [],
+    }
+    reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
+    for row in rows:
+        reasons = reasons_json.get(row.match_reasons)
+        if reasons is None:
+            reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
+        columns["essay_ids"].append(row.essay_id)
+        columns["batch_ids"].append(row.batch_id)
+        columns["class_ids"].append(row.class_id)
+        columns["student_ids"].append(row.student_id)
+        columns["confidence_scores"].append(row.confidence_score)
+        columns["match_reasons"].append(reasons)
+        columns["filenames"].append(row.filename)
+        columns["statuses"].append(row.status.value)
+        columns["source_event_ids"].append(row.source_event_id)
+    return columns
+
+
+@dataclass
+class AuthorMatchPlan:
+    """A partition batch between the handler's two stages."""
+
+    #: The event id at each position of the batch (for the outcome).
+    event_ids: list[uuid.UUID]
+    ingestion: IngestionPlan
+
+
+class AuthorMatchHandler:
+    """The :class:`BatchHandler` of the author-match consumer: Redis fast path, then database."""
+
+    def __init__(
+        self, ingestion: AuthorMatchIngestion, cache: IdempotencyCache | None = None
+    ) -> None:
+        self._ingestion = ingestion
+        self._cache = cache
+
+    def decode(self, record: Record) -> AuthorMatchEvent:
+        return decode_author_match_event(record.value)
+
+    async def prepare(self, batch: Sequence[Inbound[AuthorMatchEvent]]) -> AuthorMatchPlan:
+        event_ids = [item.message.event_id for item in batch]
+        known_done = await self._cache.claim(set(event_ids)) if self._cache else set()
+        todo = [item for item in batch if item.message.event_id not in known_done]
+        plan = await self._ingestion.prepare(
+            [item.message for item in todo],
+            topics=[item.record.topic for item in todo],
+            # Re-decoding the record's bytes if ever needed beats keeping the payload alive.
+            sources=[partial(decode_author_match_event, item.record.value) for item in todo],
+        )
+        return AuthorMatchPlan(event_ids, plan)
+
+    async def apply(self, plan: AuthorMatchPlan) -> BatchOutcome:
+        result = await self._ingestion.apply(plan.ingestion)
+        done = set(result.applied) | set(result.duplicates)
+        if self._cache and done:
+            await self._cache.mark_completed(done)
+
+        outcome = BatchOutcome(applied=len(result.applied))
+        applied = set(result.applied)
+        first_seen: set[uuid.UUID] = set()
+        for index, event_id in enumerate(plan.event_ids):
+            if event_id in result.poisoned:
+                outcome.poisoned[index] = result.poisoned[event_id]
+            elif event_id in applied and event_id not in first_seen:
+                first_seen.add(event_id)
+            else:
+                # Known done in Redis or the database, or a second copy within this batch.
+                outcome.duplicates += 1
+        if result.applied or result.poisoned:
+            logger.info(
+                "author matches stored",
+                extra={
+                    "events": len(plan.event_ids),
+                    "applied": len(result.applied),
+                    "duplicates": outcome.duplicates,
+                    "poisoned": len(outcome.poisoned),
+                    "associations_inserted": result.inserted,
+                },
+            )
+        return outcome
+
+    async def handle(self, batch: Sequence[Inbound[AuthorMatchEvent]]) -> BatchOutcome:
+        """Both stages at once (for callers that do not pipeline)."""
+        return await self.apply(await self.prepare(batch))
+
+
+def build_author_match_consumer(
+    container: Container,
+) -> KafkaBatchConsumer[AuthorMatchEvent, AuthorMatchPlan]:
+    """The author-match consumer worker, wired from the container (see bootstrap)."""
+    settings = container.settings
+    cache = IdempotencyCache(
+        container.redis,
+        in_flight_ttl_seconds=settings.idempotency_in_flight_ttl_seconds,
+        completed_ttl_seconds=settings.idempotency_completed_ttl_seconds,
+    )
+    handler = AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
+    return KafkaBatchConsumer(
+        name=CONSUMER_WORKER_NAME,
+        settings=settings,
+        topic=settings.author_matches_topic,
+        group_id=settings.consumer_group_id,
+        handler=handler,
+        dead_letters=DeadLetterPublisher(
+            container.producer, settings.dead_letter_topic, service_name=settings.service_name
+        ),
+        metrics=ConsumerMetrics(container.metrics.registry),
+    )

@@ -1,0 +1,117 @@
+"""Redis fast path for consumed-event idempotency. The database stays authoritative.
+
+Per event id one key ``<namespace>:<event_id>``:
+
+* :meth:`IdempotencyCache.claim` reads it and sets ``in_flight`` (``SET NX`` with a short TTL)
+  for the events it has never seen. Events marked ``completed`` are returned so the caller can
+  skip them without touching the database. An ``in_flight`` mark (another consumer, or a crash
+  of this one) does *not* skip anything: only the database's ``processed_events`` row decides.
+* :meth:`IdempotencyCache.mark_completed` is called after the database commit and sets
+  ``completed`` with the long TTL.
+
+Redis is never required: every call has a short timeout; a failure (refused connection, timeout)
+is logged once, Redis is then left alone for ``retry_after_seconds`` and the caller simply
+falls back to the database (claim returns "nothing known"). Duplicates cannot follow, because
+"completed" is only ever written after the database commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection
+
+from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = b"in_flight"
+COMPLETED = b"completed"
+
+
+class IdempotencyCache:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        in_flight_ttl_seconds: int,
+        completed_ttl_seconds: int,
+        namespace: str = "class_management_service:processed_event",
+        timeout_seconds: float = 0.5,
+        retry_after_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._redis = redis
+        self._in_flight_ttl = in_flight_ttl_seconds
+        self._completed_ttl = completed_ttl_seconds
+        self._namespace = namespace
+        self._timeout = timeout_seconds
+        self._retry_after = retry_after_seconds
+        self._clock = clock
+        self._down_until = 0.0
+        self._down = False
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is considered down (calls are skipped until the retry time)."""
+        return self._redis is not None and self._clock() >= self._down_until
+
+    def key(self, event_id: uuid.UUID) -> str:
+        return f"{self._namespace}:{event_id}"
+
+    async def claim(self, event_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """Mark unseen events in flight; return the ones known to be completed (skip those)."""
+        if not event_ids or self._redis is None or not self.available:
+            return set()
+        ordered = list(event_ids)
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for event_id in ordered:
+                        key = self.key(event_id)
+                        pipe.get(key)
+                        pipe.set(key, IN_FLIGHT, nx=True, ex=self._in_flight_ttl)
+                    replies = await pipe.execute()
+        except Exception as exc:
+            self._failed(exc)
+            return set()
+        self._recovered()
+        return {
+            event_id
+            for event_id, previous in zip(ordered, replies[0::2], strict=True)
+            if previous == COMPLETED
+        }
+
+    async def mark_completed(self, event_ids: Collection[uuid.UUID]) -> None:
+        """Record events whose effects are committed in the database (best effort)."""
+        if not event_ids or self._redis is None or not self.available:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for event_id in event_ids:
+                        pipe.set(self.key(event_id), COMPLETED, ex=self._completed_ttl)
+                    await pipe.execute()
+        except Exception as exc:
+            self._failed(exc)
+            return
+        self._recovered()
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = self._clock() + self._retry_after
+        if not self._down:
+            self._down = True
+            logger.warning(
+                "Redis idempotency fast path unavailable; using the database only",
+                extra={
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "retry_after_s": self._retry_after,
+                },
+            )
+
+    def _recovered(self) -> None:
+        if self._down:
+            self._down = False
+            logger.info("Redis idempotency fast path available again")
