@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import LeaderNotAvailableError
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -292,6 +293,41 @@ async def test_broker_outage_does_not_use_up_attempts(
     assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
     assert row.last_error is not None
     await dead_producer.stop()
+
+
+class _LeaderlessTopicProducer:
+    """The real producer, except that sends to one topic fail as during a leader election."""
+
+    def __init__(self, real: SharedProducer, leaderless_topic: str) -> None:
+        self._real = real
+        self._leaderless_topic = leaderless_topic
+
+    async def get(self) -> Any:
+        return self
+
+    async def send(self, topic: str, **kwargs: Any) -> Any:
+        if topic == self._leaderless_topic:
+            raise LeaderNotAvailableError()
+        return await (await self._real.get()).send(topic, **kwargs)
+
+
+async def test_a_transient_error_uses_up_no_attempt_even_when_other_sends_succeed(
+    session_factory: SessionFactory, producer: SharedProducer, settings: Settings, topic: str
+) -> None:
+    # Found by tests/reliability/test_outbox_outage.py: right after a broker restart some sends
+    # of a claim failed with LeaderNotAvailable while others went through, and each such
+    # failure used up an attempt (a partition offline for long made its events terminal).
+    (fine,) = await add_events(session_factory, topic)
+    (stuck,) = await add_events(session_factory, topic + ".leaderless")
+    relay = make_relay(
+        session_factory, _LeaderlessTopicProducer(producer, topic + ".leaderless"), settings
+    )
+    result = await relay.run_once()
+    assert (result.published, result.failed, result.outage) == (1, 1, False)
+    found = await rows(session_factory)
+    assert found[fine].status == OutboxStatus.PUBLISHED
+    assert (found[stuck].status, found[stuck].attempts) == (OutboxStatus.PENDING, 0)
+    assert "LeaderNotAvailable" in (found[stuck].last_error or "")
 
 
 async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> list[uuid.UUID]:

@@ -240,6 +240,8 @@ class KafkaBatchConsumer(Generic[T, P]):
         self._initial_backoff = initial_backoff_seconds
         self._max_backoff = max_backoff_seconds
         self._backoff = 0.0
+        # Set when a batch succeeds: ends a backoff sleep early (see _poll_forever).
+        self._recovered = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         # Held while a partition batch is handled and committed, and while a revoke commits.
         self._lock = asyncio.Lock()
@@ -311,7 +313,14 @@ class KafkaBatchConsumer(Generic[T, P]):
         try:
             while True:
                 if self._backoff:
-                    await asyncio.sleep(self._backoff)
+                    # Reliability fix (found by tests/reliability/test_database_outage.py): the
+                    # first batch after a failure is applied in the background (in_flight) while
+                    # this loop already polls again, so a plain sleep(self._backoff) here slept
+                    # the full stale backoff (up to 10 s) even though that batch had just
+                    # succeeded. Wake up as soon as a batch succeeds (_succeeded resets it).
+                    self._recovered.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._recovered.wait(), self._backoff)
                 try:
                     batches = await consumer.getmany(
                         timeout_ms=s.consumer_fetch_timeout_ms,
@@ -492,6 +501,7 @@ class KafkaBatchConsumer(Generic[T, P]):
         progress.last_error = None
         progress.last_batch_at = time.monotonic()
         self._backoff = 0.0
+        self._recovered.set()
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in list(self.progress.assigned):

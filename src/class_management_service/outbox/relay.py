@@ -12,9 +12,9 @@ with the same event_id: at-least-once delivery, consumers dedupe on event_id.
 
 Failure: ``attempts`` + 1, ``last_error``, ``next_attempt_at`` = now + exponential backoff; after
 ``outbox_max_attempts`` the row becomes ``failed`` (terminal, outside the polling index, counted in
-the ``outbox_failed_events`` gauge). A broker outage (every send of a claim failed with a transient
-error) is not the messages' fault: the rows are rescheduled without using up attempts, and the
-outage shows as a growing queue depth / oldest-pending age instead.
+the ``outbox_failed_events`` gauge). A transient error (broker outage, leader election: every
+send of a claim or only some) is not the messages' fault: the rows are rescheduled without using
+up attempts, and the outage shows as a growing queue depth / oldest-pending age instead.
 
 Wake-up: LISTEN on channel ``outbox_events`` (the migration's AFTER INSERT trigger notifies on
 commit) over a dedicated asyncpg connection; polling every ``outbox_poll_interval_seconds`` is the
@@ -381,7 +381,6 @@ class OutboxRelay:
         table = OutboxEvent.__table__
         assert isinstance(table, Table)
         c = table.c
-        increment = 1 if count_attempt else 0
         max_attempts = self._settings.outbox_max_attempts
         # Fenced on the lease: if the lease ran out and another relay re-claimed the row, that
         # relay owns the outcome now and this stale report is dropped.
@@ -393,21 +392,30 @@ class OutboxRelay:
                 c.next_attempt_at == bindparam("lease_until"),
             )
             .values(
-                attempts=c.attempts + increment,
+                attempts=c.attempts + bindparam("increment"),
                 last_error=bindparam("error"),
                 next_attempt_at=func.now() + bindparam("delay", type_=Interval()),
                 status=case(
-                    (c.attempts + increment >= max_attempts, OutboxStatus.FAILED.value),
+                    (
+                        c.attempts + bindparam("increment") >= max_attempts,
+                        OutboxStatus.FAILED.value,
+                    ),
                     else_=OutboxStatus.PENDING.value,
                 ),
             )
         )
         params = []
         for event in events:
+            # Reliability fix (found by tests/reliability/test_outbox_outage.py): a transient
+            # error (leader election, broker restart) is never the message's fault, also when
+            # other sends of the same claim went through; it used to use up an attempt, so a
+            # partition offline for long turned its events into terminal 'failed' rows.
+            counted = count_attempt and not _is_transient(errors[event.id])
+            increment = 1 if counted else 0
             attempts = event.attempts + increment
             delay = (
                 backoff_seconds(attempts)
-                if count_attempt
+                if counted
                 else min(backoff_seconds(self._consecutive_outages + 1), 60.0)
             )
             params.append(
@@ -416,11 +424,12 @@ class OutboxRelay:
                     "lease_until": event.lease_until,
                     "error": _describe(errors[event.id]),
                     "delay": timedelta(seconds=delay),
+                    "increment": increment,
                 }
             )
             topic = event.topic
             self._metrics.publish_failures.labels(topic).inc()
-            if count_attempt and attempts >= max_attempts:
+            if counted and attempts >= max_attempts:
                 self._metrics.given_up.labels(topic).inc()
                 logger.error(
                     "outbox event failed permanently",

@@ -1,0 +1,132 @@
+"""The Kafka broker process stops for ~10 s in the middle of a stream, then starts again.
+
+Same port and data after the restart (``kafka_server.stop()``/``start()``). The service's consumer
+and producer must reconnect by themselves; /healthz must show the outage (503) and the recovery
+(200); nothing may be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
+from tests.reliability.harness import (
+    HealthWatch,
+    StreamProducer,
+    association_count,
+    build_stream,
+    committed_offsets,
+    create_topics,
+    end_offsets,
+    seed_rosters,
+    verify,
+    wait_for_rows,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
+
+OUTAGE_SECONDS = 10.0
+
+
+async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_and_recovery(
+    fleet: Fleet,
+    fault_database: str,
+    kafka_server: Any,
+    kafka_bootstrap: str,
+    reliability_report: ReliabilityReport,
+) -> None:
+    require_local(kafka_server)
+    rosters = await seed_rosters(fault_database)
+    stream = build_stream(rosters)
+    total = len(stream.expected)
+    topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
+    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    service = await fleet.start()
+
+    at_fault, resume = asyncio.Event(), asyncio.Event()
+
+    async def pause_for_outage(sent: int) -> None:
+        # Hold the test's own producer back while the broker is away (it is not under test).
+        if sent >= len(stream.messages) // 4 and not at_fault.is_set():
+            await asyncio.sleep(0.02)  # the service is handling this chunk right now
+            at_fault.set()
+            await resume.wait()
+
+    try:
+        async with HealthWatch(service) as health, StreamProducer(kafka_bootstrap) as producer:
+            await wait_until(
+                lambda: _is(health, 200), within=30, what="/healthz 200", services=fleet.all
+            )
+            sending = asyncio.create_task(
+                producer.stream(topic, stream.messages, pause=0.1, after_chunk=pause_for_outage)
+            )
+            await asyncio.wait_for(at_fault.wait(), 60)
+            stopped_at = time.monotonic()
+            await asyncio.to_thread(kafka_server.stop)
+            rows_at_stop = await association_count(fault_database)
+            assert rows_at_stop is not None
+            assert 0 < rows_at_stop < total
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
+            started_at = time.monotonic()  # the broker process is launched again
+            await asyncio.to_thread(kafka_server.start)
+            ready_at = time.monotonic()
+            resume.set()
+
+            await wait_until(
+                lambda: _healthy_after(health, started_at),
+                within=60,
+                what="/healthz 200 after the broker restart",
+                services=fleet.all,
+            )
+            await sending
+            drained_at = await wait_for_rows(fault_database, total, within=90, services=fleet.all)
+    finally:
+        resume.set()
+        if not kafka_server.is_running():
+            await asyncio.to_thread(kafka_server.start)
+
+    outage = [s for t, s in health.samples if stopped_at <= t <= started_at]
+    assert 503 in outage, f"/healthz never reported the outage: {health.summary()}"
+    healthy_at = health.first(200, after=started_at)
+    assert healthy_at is not None, health.summary()
+    assert health.samples[-1][1] == 200, health.summary()
+
+    verdict = await verify(fault_database, stream)
+    assert verdict.exact, verdict.describe()
+    ends = await end_offsets(kafka_bootstrap, topic)
+
+    async def caught_up() -> bool:
+        return await committed_offsets(kafka_bootstrap, group, topic) == ends
+
+    await wait_until(caught_up, within=30, what="offsets committed to the end", services=fleet.all)
+
+    reliability_report.record_fault(
+        FaultRow(
+            fault="broker stopped 10 s",
+            events_sent=len(stream.messages),
+            rows_expected=total,
+            rows_found=verdict.rows_found,
+            duplicates=verdict.duplicates,
+            dead_lettered=0,
+            recovery=f"{healthy_at - started_at:.1f} s",
+            notes=(
+                f"broker stopped at {rows_at_stop:,} rows, down {started_at - stopped_at:.1f} s "
+                f"(+{ready_at - started_at:.1f} s to start); /healthz {health.summary()}; "
+                "recovery = broker launch to /healthz 200; "
+                f"drained {drained_at - started_at:.1f} s after the broker start"
+            ),
+        )
+    )
+
+
+async def _is(health: HealthWatch, status: int) -> bool:
+    return bool(health.samples) and health.samples[-1][1] == status
+
+
+async def _healthy_after(health: HealthWatch, after: float) -> bool:
+    return health.first(200, after=after) is not None

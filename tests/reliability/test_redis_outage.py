@@ -1,0 +1,112 @@
+"""Redis is down for the whole run: the idempotency fast path is gone, the database decides.
+
+The stream carries re-sent events (same event id, as an at-least-once producer re-sends them);
+without Redis every one of them must still be recognised as a duplicate by the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
+from tests.reliability.harness import (
+    HealthWatch,
+    StreamProducer,
+    build_stream,
+    create_topics,
+    metric,
+    metrics_text,
+    seed_rosters,
+    verify,
+    wait_for_rows,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
+
+
+async def test_redis_down_for_the_whole_run_processing_continues_without_duplicates(
+    fleet: Fleet,
+    fault_database: str,
+    redis_server: Any,
+    redis_url: str,
+    kafka_bootstrap: str,
+    reliability_report: ReliabilityReport,
+) -> None:
+    require_local(redis_server)
+    rosters = await seed_rosters(fault_database)
+    stream = build_stream(rosters, resend_every=10)
+    resent = len(stream.messages) - len(stream.event_ids)
+    assert resent >= 40
+    total = len(stream.expected)
+    topic = fleet.setting("author_matches_topic")
+    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+
+    await asyncio.to_thread(redis_server.stop)
+    try:
+        service = await fleet.start()
+        async with httpx.AsyncClient(base_url=service.base_url, timeout=5.0) as client:
+            health = await client.get("/healthz")
+        assert health.status_code == 503, health.text
+        assert health.json()["dependencies"]["redis"]["status"] == "down"
+
+        started = time.monotonic()
+        async with HealthWatch(service) as during, StreamProducer(kafka_bootstrap) as producer:
+            await producer.stream(topic, stream.messages, chunk=40, pause=0.05)
+            await wait_for_rows(fault_database, total, within=90, services=fleet.all)
+        assert {status for _, status in during.samples} == {503}, during.summary()
+        text = await metrics_text(service)
+
+        async def all_counted() -> bool:
+            nonlocal text
+            text = await metrics_text(service)
+            done = metric(text, "kafka_consumer_messages_processed_total")
+            return done >= len(stream.messages)
+
+        await wait_until(all_counted, within=30, what="every message processed", services=[service])
+        elapsed = time.monotonic() - started
+        applied = metric(text, "kafka_consumer_messages_processed_total", outcome="applied")
+        duplicates = metric(text, "kafka_consumer_messages_processed_total", outcome="duplicate")
+        assert (applied, duplicates) == (len(stream.event_ids), resent), text
+
+        # Redis back: the health check sees it again at once.
+        async with HealthWatch(service) as watch:
+            await asyncio.to_thread(redis_server.start)
+            redis_back = time.monotonic()
+            healthy_at = await wait_until(
+                lambda: _healthy(watch),
+                within=30,
+                what="/healthz 200 after Redis is back",
+                services=[service],
+            )
+    finally:
+        if not redis_server.is_running():
+            await asyncio.to_thread(redis_server.start)
+
+    verdict = await verify(fault_database, stream)
+    assert verdict.exact, verdict.describe()
+    reliability_report.record_fault(
+        FaultRow(
+            fault="Redis down all run",
+            events_sent=len(stream.messages),
+            rows_expected=total,
+            rows_found=verdict.rows_found,
+            duplicates=verdict.duplicates,
+            dead_lettered=0,
+            recovery=f"{healthy_at - redis_back:.1f} s",
+            notes=(
+                f"{resent} re-sent events all recognised by the database alone "
+                f"(duplicate count {int(duplicates)}); stream done in {elapsed:.1f} s with "
+                f"/healthz 503 (redis down) throughout; recovery = Redis start to /healthz 200"
+            ),
+        )
+    )
+
+
+async def _healthy(watch: HealthWatch) -> bool:
+    return bool(watch.samples) and watch.samples[-1][1] == 200
