@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -65,3 +66,21 @@ def test_bad_correlation_ids_are_replaced_not_rejected(raw: str | None) -> None:
 def test_valid_correlation_id_is_kept() -> None:
     value = uuid.uuid4()
     assert parse_correlation_id(str(value)) == value
+
+
+def test_repeated_log_records_are_suppressed_within_the_window() -> None:
+    from class_management_service.observability.logging import RepeatSuppressor
+
+    suppressor = RepeatSuppressor(window_seconds=3600)
+
+    def record(msg: str) -> logging.LogRecord:
+        return logging.LogRecord("aiokafka.conn", logging.ERROR, "", 0, msg, (), None)
+
+    assert suppressor.filter(record("Unable to connect to %s"))
+    assert not suppressor.filter(record("Unable to connect to %s"))
+    assert not suppressor.filter(record("Unable to connect to %s"))
+    assert suppressor.filter(record("Another problem"))
+    expired = RepeatSuppressor(window_seconds=0)
+    expired.filter(record("x"))
+    again = record("x")
+    assert expired.filter(again)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class RepeatSuppressor(logging.Filter):
+    """Lets one record per (logger, message template) through per window, then counts the rest.
+
+    During a broker outage aiokafka logs the same connection error ~100 times a second; one line
+    per window says the same thing, and the next line that passes says how many were dropped.
+    """
+
+    def __init__(self, window_seconds: float = 10.0) -> None:
+        super().__init__()
+        self._window = window_seconds
+        self._last_emitted: dict[tuple[str, str], float] = {}
+        self._suppressed: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self._last_emitted.get(key, float("-inf")) < self._window:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        self._last_emitted[key] = now
+        dropped = self._suppressed.pop(key, 0)
+        if dropped:
+            record.suppressed_repeats = dropped
+        return True
+
+
+class _AiokafkaOnly(logging.Filter):
+    def __init__(self, inner: logging.Filter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("aiokafka") or bool(self._inner.filter(record))
+
+
 def configure_logging(level: str, service: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service))
@@ -50,6 +86,9 @@ def configure_logging(level: str, service: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiokafka is chatty at INFO about every (re)connection; warnings are what matter.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    aiokafka = logging.getLogger("aiokafka")
+    aiokafka.setLevel(logging.WARNING)
+    # Filters on a logger do not apply to its children's records: filter at the handler.
+    handler.addFilter(_AiokafkaOnly(RepeatSuppressor()))
     # Access logs come from our own middleware, with route templates and correlation ids.
     logging.getLogger("uvicorn.access").disabled = True
