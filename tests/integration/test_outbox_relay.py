@@ -11,7 +11,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -319,9 +319,8 @@ async def test_a_transient_error_uses_up_no_attempt_even_when_other_sends_succee
     # failure used up an attempt (a partition offline for long made its events terminal).
     (fine,) = await add_events(session_factory, topic)
     (stuck,) = await add_events(session_factory, topic + ".leaderless")
-    relay = make_relay(
-        session_factory, _LeaderlessTopicProducer(producer, topic + ".leaderless"), settings
-    )
+    leaderless = _LeaderlessTopicProducer(producer, topic + ".leaderless")
+    relay = make_relay(session_factory, cast(SharedProducer, leaderless), settings)
     result = await relay.run_once()
     assert (result.published, result.failed, result.outage) == (1, 1, False)
     found = await rows(session_factory)
