@@ -1,1 +1,2 @@
-"""Benchmarks (run as modules, e.g. ``uv run python -m bench.bench_roster_import``)."""
+"""Benchmarks: ``./dev bench`` (= ``uv run --group bench python -m bench``) runs them all and
+writes ``docs/benchmarks.md``; see ``bench/README.md``."""

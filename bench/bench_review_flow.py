@@ -43,10 +43,13 @@ def _percentiles(samples: list[float]) -> str:
     return f"p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, n={len(ordered)}"
 
 
-async def _seed(settings: Settings, batches: int, essays: int) -> list[tuple[uuid.UUID, list]]:
+Seeded = list[tuple[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]]  # (batch, [(essay, student)])
+
+
+async def seed(settings: Settings, batches: int, essays: int) -> Seeded:
     app = build_app(settings)
     factory = app.state.session_factory
-    seeded: list[tuple[uuid.UUID, list]] = []
+    seeded: Seeded = []
     async with factory() as session:
         school_class = SchoolClass(
             name="Bench", created_by_user_id=TEACHER, course_id=course_id(CourseCode.ENG5)
@@ -87,6 +90,15 @@ async def _seed(settings: Settings, batches: int, essays: int) -> list[tuple[uui
     return seeded
 
 
+def confirm_body(pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> dict[str, list[dict[str, object]]]:
+    """A teacher's confirmation of every (essay, suggested student) pair of a batch."""
+    return {
+        "associations": [
+            {"essay_id": str(e), "student_id": str(s), "confirmed": True} for e, s in pairs
+        ]
+    }
+
+
 async def _bench(database_url: str, batches: int, essays: int) -> None:
     settings = Settings(
         database_url=database_url,
@@ -97,7 +109,7 @@ async def _bench(database_url: str, batches: int, essays: int) -> None:
         kafka_bootstrap_servers="127.0.0.1:1",
     )
     started = time.perf_counter()
-    seeded = await _seed(settings, batches, essays)
+    seeded = await seed(settings, batches, essays)
     print(f"seeded {batches} batches x {essays} essays in {time.perf_counter() - started:.1f}s")
 
     app = build_app(settings)
@@ -114,11 +126,7 @@ async def _bench(database_url: str, batches: int, essays: int) -> None:
             gets.append(time.perf_counter() - t0)
             assert response.status_code == 200
         for batch_id, pairs in seeded[:half]:
-            body = {
-                "associations": [
-                    {"essay_id": str(e), "student_id": str(s), "confirmed": True} for e, s in pairs
-                ]
-            }
+            body = confirm_body(pairs)
             t0 = time.perf_counter()
             response = await client.post(
                 f"/v1/batches/{batch_id}/student-associations/confirm", json=body, headers=headers

@@ -48,6 +48,7 @@ class Container:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
+    read_only_database: db.ReadOnlyDatabase
     redis: Redis
     producer: SharedProducer
     metrics: Metrics
@@ -62,6 +63,7 @@ def build_container(settings: Settings) -> Container:
         settings=settings,
         engine=engine,
         session_factory=db.create_session_factory(engine),
+        read_only_database=db.ReadOnlyDatabase(engine),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.health_check_timeout_seconds,
@@ -143,6 +145,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.container = container
     app.state.session_factory = container.session_factory
+    app.state.read_only_database = container.read_only_database
     app.state.metrics = container.metrics
     app.state.health_checks = container.health_checks
     app.state.supervisor = supervisor
@@ -153,6 +156,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         metrics=container.metrics.http,
         max_body_bytes=settings.max_request_body_bytes,
+        access_log=settings.access_log,
     )
     for router in (
         operations_router,

@@ -9,6 +9,8 @@ from typing import Annotated, Self
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.db import ReadOnlyDatabase
+
 
 class UnitOfWork:
     """``async with UnitOfWork(factory) as uow: ...; await uow.commit()``.
@@ -54,3 +56,12 @@ async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
 
 
 Uow = Annotated[UnitOfWork, Depends(_unit_of_work)]
+
+
+async def _read_only_database(request: Request) -> ReadOnlyDatabase:
+    database: ReadOnlyDatabase = request.app.state.read_only_database
+    return database
+
+
+# For routes that only read: compiled statements on asyncpg, no transaction (see db.py).
+ReadDb = Annotated[ReadOnlyDatabase, Depends(_read_only_database)]

@@ -19,7 +19,7 @@ from class_management_service.courses.models import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.pagination import Page, PageQuery
-from class_management_service.unit_of_work import Uow
+from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
 
@@ -44,7 +44,7 @@ async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> Cl
 )
 async def list_classes(
     teacher_id: TeacherId,
-    uow: Uow,
+    db: ReadDb,
     page: PageQuery,
     sort: Annotated[ClassSort, Query(description="Sort key; `-` sorts descending.")] = (
         ClassSort.CREATED_AT_DESC
@@ -55,7 +55,7 @@ async def list_classes(
     ] = None,
 ) -> Page[ClassResponse]:
     return await service.list_classes(
-        uow.session, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
+        db, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
     )
 
 
@@ -64,8 +64,8 @@ async def list_classes(
     summary="Get a class",
     description="404 also when the class belongs to another teacher.",
 )
-async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> ClassResponse:
-    return await service.get_class(uow.session, teacher_id, class_id)
+async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> ClassResponse:
+    return await service.get_class(db, teacher_id, class_id)
 
 
 @router.put(

@@ -9,9 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+import asyncpg
+from sqlalchemy import Select, String, Uuid, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
@@ -25,9 +27,11 @@ from class_management_service.classes.schemas import (
 )
 from class_management_service.courses.models import Course, CourseCode
 from class_management_service.courses.reference import course_id
+from class_management_service.db import RawQuery, ReadOnlyDatabase, session_driver
 from class_management_service.errors import NotFound
 from class_management_service.http.pagination import (
     Page,
+    PageQueries,
     PageRequest,
     contains,
     fetch_page,
@@ -47,8 +51,9 @@ def class_not_found(class_id: uuid.UUID) -> NotFound:
     return NotFound("Class not found.", {"class_id": str(class_id)})
 
 
-def _owned_classes(teacher_id: str) -> Select[Any]:
-    """Class rows as :class:`ClassResponse` needs them, one statement for any number of rows."""
+def _owned_classes() -> Select[Any]:
+    """Class rows as :class:`ClassResponse` needs them, one statement for any number of rows;
+    parameter ``teacher_id``."""
     student_count = (
         select(func.count())
         .where(ClassMembership.class_id == SchoolClass.id)
@@ -66,21 +71,40 @@ def _owned_classes(teacher_id: str) -> Select[Any]:
             SchoolClass.updated_at,
         )
         .join(Course, Course.id == SchoolClass.course_id)
-        .where(SchoolClass.created_by_user_id == teacher_id)
+        .where(SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String))
     )
 
 
-async def get_class(session: AsyncSession, teacher_id: str, class_id: uuid.UUID) -> ClassResponse:
-    row = (
-        await session.execute(_owned_classes(teacher_id).where(SchoolClass.id == class_id))
-    ).one_or_none()
+_CLASS = RawQuery.of(_owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
+
+
+@cache
+def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> PageQueries:
+    """One compiled statement per filter combination (16 at most)."""
+    statement = _owned_classes()
+    if by_course:
+        statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
+    if by_name:
+        statement = statement.where(SchoolClass.name.ilike(bindparam("name", type_=String)))
+    return PageQueries.of(statement, order_by(sort, _SORTABLE, SchoolClass.id))
+
+
+async def fetch_class(
+    connection: asyncpg.Connection, teacher_id: str, class_id: uuid.UUID
+) -> ClassResponse:
+    row = await _CLASS.fetchrow(connection, teacher_id=teacher_id, class_id=class_id)
     if row is None:
         raise class_not_found(class_id)
-    return ClassResponse.model_validate(row, from_attributes=True)
+    return ClassResponse.model_validate(dict(row))
+
+
+async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> ClassResponse:
+    async with db.connection() as connection:
+        return await fetch_class(connection, teacher_id, class_id)
 
 
 async def list_classes(
-    session: AsyncSession,
+    db: ReadOnlyDatabase,
     teacher_id: str,
     page: PageRequest,
     *,
@@ -88,16 +112,18 @@ async def list_classes(
     course_code: CourseCode | None = None,
     name_contains: str | None = None,
 ) -> Page[ClassResponse]:
-    statement = _owned_classes(teacher_id)
-    if course_code is not None:
-        statement = statement.where(Course.course_code == course_code.value)
-    if name_contains:
-        statement = statement.where(SchoolClass.name.ilike(contains(name_contains)))
-    rows, total = await fetch_page(
-        session, statement, page, order_by(sort, _SORTABLE, SchoolClass.id)
-    )
+    queries = _list_queries(sort, course_code is not None, bool(name_contains))
+    async with db.connection() as connection:
+        rows, total = await fetch_page(
+            connection,
+            queries,
+            page,
+            teacher_id=teacher_id,
+            course_code=course_code.value if course_code is not None else None,
+            name=contains(name_contains) if name_contains else None,
+        )
     return Page[ClassResponse](
-        items=[ClassResponse.model_validate(row, from_attributes=True) for row in rows],
+        items=[ClassResponse.model_validate(dict(row)) for row in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -121,7 +147,7 @@ async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -
     )
     _publish(session, topics.CLASS_CREATED, school_class.id, event)
     await session.flush()
-    created = await get_class(session, teacher_id, school_class.id)
+    created = await fetch_class(await session_driver(session), teacher_id, school_class.id)
     await uow.commit()
     return created
 
@@ -146,7 +172,7 @@ async def update_class(
         new_code = None
     if new_name is None and new_code is None:
         # Nothing changes, so nothing is published either.
-        return await get_class(session, teacher_id, class_id)
+        return await fetch_class(await session_driver(session), teacher_id, class_id)
 
     if new_name is not None:
         school_class.name = new_name
@@ -162,7 +188,7 @@ async def update_class(
     )
     _publish(session, topics.CLASS_UPDATED, class_id, event)
     await session.flush()
-    updated = await get_class(session, teacher_id, class_id)
+    updated = await fetch_class(await session_driver(session), teacher_id, class_id)
     await uow.commit()
     return updated
 

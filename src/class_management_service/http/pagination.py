@@ -2,7 +2,8 @@
 every list route.
 
 A page costs at most two statements (the page, then the count), and only one when the page
-itself proves the total (first page, not full).
+itself proves the total (first page, not full). List statements are compiled once per filter
+combination (:class:`PageQueries`) and run straight on asyncpg.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
+import asyncpg
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Row, Select, SQLColumnExpression, func
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, Select, SQLColumnExpression, bindparam, func
+
+from class_management_service.db import RawQuery
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -31,7 +34,7 @@ class PageRequest:
     offset: int
 
 
-def _page_request(
+async def _page_request(  # async: a plain `def` dependency would run in the thread pool
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,
@@ -69,18 +72,33 @@ def contains(text: str) -> str:
     return f"%{escaped}%"
 
 
+@dataclass(frozen=True, slots=True)
+class PageQueries:
+    """A list statement compiled once for asyncpg: the page (``limit``/``offset`` parameters)
+    and the count of every matching row."""
+
+    rows: RawQuery
+    count: RawQuery
+
+    @classmethod
+    def of(
+        cls, statement: Select[Any], ordering: Sequence[SQLColumnExpression[Any]]
+    ) -> PageQueries:
+        page = (
+            statement.order_by(*ordering)
+            .limit(bindparam("limit", type_=Integer))
+            .offset(bindparam("offset", type_=Integer))
+        )
+        count = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+        return cls(rows=RawQuery.of(page), count=RawQuery.of(count))
+
+
 async def fetch_page(
-    session: AsyncSession,
-    statement: Select[Any],
-    page: PageRequest,
-    ordering: Sequence[SQLColumnExpression[Any]],
-) -> tuple[Sequence[Row[Any]], int]:
-    """The requested rows of ``statement`` (already filtered) and the total it matches."""
-    rows = (
-        await session.execute(statement.order_by(*ordering).limit(page.limit).offset(page.offset))
-    ).all()
+    connection: asyncpg.Connection, queries: PageQueries, page: PageRequest, **values: Any
+) -> tuple[list[asyncpg.Record], int]:
+    """The requested rows (``values`` fill the filters' parameters) and the total they match."""
+    rows = await queries.rows.fetch(connection, limit=page.limit, offset=page.offset, **values)
     if page.offset == 0 and len(rows) < page.limit:
         return rows, len(rows)
-    count = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-    total = (await session.execute(count)).scalar_one()
+    total = await queries.count.fetchval(connection, **values)
     return rows, int(total)

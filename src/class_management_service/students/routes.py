@@ -32,7 +32,7 @@ from class_management_service.students.schemas import (
     StudentSort,
     StudentUpdate,
 )
-from class_management_service.unit_of_work import Uow
+from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(tags=["students"], responses=ERROR_RESPONSES)
 
@@ -77,15 +77,13 @@ async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -
 )
 async def list_students(
     teacher_id: TeacherId,
-    uow: Uow,
+    db: ReadDb,
     page: PageQuery,
     sort: SortQuery = StudentSort.NAME,
     class_id: Annotated[uuid.UUID | None, Query(description="Only this class.")] = None,
     q: SearchQuery = None,
 ) -> Page[StudentResponse]:
-    return await service.list_students(
-        uow.session, teacher_id, page, sort=sort, class_id=class_id, search=q
-    )
+    return await service.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
 
 
 @router.get(
@@ -93,8 +91,8 @@ async def list_students(
     summary="Get a student",
     description="404 also when the student belongs to another teacher.",
 )
-async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> StudentResponse:
-    return await service.get_student(uow.session, teacher_id, student_id)
+async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> StudentResponse:
+    return await service.get_student(db, teacher_id, student_id)
 
 
 @router.put(
@@ -137,14 +135,12 @@ async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow)
 async def list_class_students(
     class_id: uuid.UUID,
     teacher_id: TeacherId,
-    uow: Uow,
+    db: ReadDb,
     page: PageQuery,
     sort: SortQuery = StudentSort.NAME,
     q: SearchQuery = None,
 ) -> Page[StudentResponse]:
-    return await service.list_class_students(
-        uow.session, teacher_id, class_id, page, sort=sort, search=q
-    )
+    return await service.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
 
 
 _CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})

@@ -11,9 +11,11 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, String, any_, bindparam, delete, exists, func, or_, select
+import asyncpg
+from sqlalchemy import Select, String, Uuid, any_, bindparam, delete, exists, func, or_, select
 from sqlalchemy import literal as sql_literal
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.exc import IntegrityError
@@ -21,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.service import class_not_found, ensure_owned_classes
+from class_management_service.db import RawQuery, ReadOnlyDatabase, session_driver
 from class_management_service.errors import Conflict, NotFound, ValidationFailed
 from class_management_service.http.pagination import (
     Page,
+    PageQueries,
     PageRequest,
     contains,
     fetch_page,
@@ -86,8 +90,9 @@ def _unique(ids: Iterable[uuid.UUID] | None) -> list[uuid.UUID]:
     return list(dict.fromkeys(ids or ()))
 
 
-def _owned_students(teacher_id: str) -> Select[Any]:
-    """Student rows as :class:`StudentResponse` needs them, class ids included, in one query."""
+def _owned_students() -> Select[Any]:
+    """Student rows as :class:`StudentResponse` needs them, class ids included, in one query;
+    parameter ``teacher_id``."""
     class_ids = (
         select(
             func.array_agg(aggregate_order_by(ClassMembership.class_id, ClassMembership.class_id))
@@ -105,55 +110,32 @@ def _owned_students(teacher_id: str) -> Select[Any]:
         class_ids.label("class_ids"),
         Student.created_at,
         Student.updated_at,
-    ).where(Student.created_by_user_id == teacher_id)
+    ).where(Student.created_by_user_id == bindparam("teacher_id", type_=String))
 
 
-def _to_response(row: Row[Any]) -> StudentResponse:
-    return StudentResponse(
-        id=row.id,
-        person_name=PersonNameResponse(
-            first_name=row.first_name,
-            last_name=row.last_name,
-            legal_full_name=row.legal_full_name,
-        ),
-        email=row.email,
-        # array_agg over no memberships is NULL.
-        class_ids=row.class_ids or [],
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+_STUDENT = RawQuery.of(_owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
+_OWNED_CLASS = RawQuery.of(
+    select(SchoolClass.id).where(
+        SchoolClass.id == bindparam("class_id", type_=Uuid),
+        SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
     )
+)
 
 
-async def get_student(
-    session: AsyncSession, teacher_id: str, student_id: uuid.UUID
-) -> StudentResponse:
-    row = (
-        await session.execute(_owned_students(teacher_id).where(Student.id == student_id))
-    ).one_or_none()
-    if row is None:
-        raise student_not_found(student_id)
-    return _to_response(row)
-
-
-async def list_students(
-    session: AsyncSession,
-    teacher_id: str,
-    page: PageRequest,
-    *,
-    sort: StudentSort,
-    class_id: uuid.UUID | None = None,
-    search: str | None = None,
-) -> Page[StudentResponse]:
-    """The teacher's students; ``class_id`` narrows to one class (another teacher's: empty)."""
-    statement = _owned_students(teacher_id)
-    if class_id is not None:
+@cache
+def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> PageQueries:
+    """One compiled statement per filter combination (24 at most)."""
+    statement = _owned_students()
+    if by_class:
         statement = statement.where(
             Student.id.in_(
-                select(ClassMembership.student_id).where(ClassMembership.class_id == class_id)
+                select(ClassMembership.student_id).where(
+                    ClassMembership.class_id == bindparam("class_id", type_=Uuid)
+                )
             )
         )
-    if search:
-        pattern = contains(search)
+    if by_text:
+        pattern = bindparam("pattern", type_=String)
         statement = statement.where(
             or_(
                 Student.first_name.ilike(pattern),
@@ -162,7 +144,72 @@ async def list_students(
                 Student.email.ilike(pattern),
             )
         )
-    rows, total = await fetch_page(session, statement, page, order_by(sort, _SORTABLE, Student.id))
+    return PageQueries.of(statement, order_by(sort, _SORTABLE, Student.id))
+
+
+def _to_response(row: asyncpg.Record) -> StudentResponse:
+    return StudentResponse(
+        id=row["id"],
+        person_name=PersonNameResponse(
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            legal_full_name=row["legal_full_name"],
+        ),
+        email=row["email"],
+        # array_agg over no memberships is NULL.
+        class_ids=row["class_ids"] or [],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+async def fetch_student(
+    connection: asyncpg.Connection, teacher_id: str, student_id: uuid.UUID
+) -> StudentResponse:
+    row = await _STUDENT.fetchrow(connection, teacher_id=teacher_id, student_id=student_id)
+    if row is None:
+        raise student_not_found(student_id)
+    return _to_response(row)
+
+
+async def get_student(
+    db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID
+) -> StudentResponse:
+    async with db.connection() as connection:
+        return await fetch_student(connection, teacher_id, student_id)
+
+
+async def list_students(
+    db: ReadOnlyDatabase,
+    teacher_id: str,
+    page: PageRequest,
+    *,
+    sort: StudentSort,
+    class_id: uuid.UUID | None = None,
+    search: str | None = None,
+) -> Page[StudentResponse]:
+    """The teacher's students; ``class_id`` narrows to one class (another teacher's: empty)."""
+    async with db.connection() as connection:
+        return await _list_students(connection, teacher_id, page, sort, class_id, search)
+
+
+async def _list_students(
+    connection: asyncpg.Connection,
+    teacher_id: str,
+    page: PageRequest,
+    sort: StudentSort,
+    class_id: uuid.UUID | None,
+    search: str | None,
+) -> Page[StudentResponse]:
+    queries = _list_queries(sort, class_id is not None, bool(search))
+    rows, total = await fetch_page(
+        connection,
+        queries,
+        page,
+        teacher_id=teacher_id,
+        class_id=class_id,
+        pattern=contains(search) if search else None,
+    )
     return Page[StudentResponse](
         items=[_to_response(row) for row in rows],
         total=total,
@@ -172,7 +219,7 @@ async def list_students(
 
 
 async def list_class_students(
-    session: AsyncSession,
+    db: ReadOnlyDatabase,
     teacher_id: str,
     class_id: uuid.UUID,
     page: PageRequest,
@@ -181,10 +228,11 @@ async def list_class_students(
     search: str | None = None,
 ) -> Page[StudentResponse]:
     """Like :func:`list_students` for one class, but 404 unless the teacher owns the class."""
-    await ensure_owned_classes(session, teacher_id, [class_id])
-    return await list_students(
-        session, teacher_id, page, sort=sort, class_id=class_id, search=search
-    )
+    async with db.connection() as connection:
+        owned = await _OWNED_CLASS.fetchval(connection, class_id=class_id, teacher_id=teacher_id)
+        if owned is None:  # the same answer ensure_owned_classes gives
+            raise NotFound("Class not found.", {"class_ids": [str(class_id)]})
+        return await _list_students(connection, teacher_id, page, sort, class_id, search)
 
 
 async def create_student(
@@ -231,7 +279,7 @@ async def create_student(
             timestamp=datetime.now(UTC),
         ),
     )
-    created = await get_student(session, teacher_id, student_id)
+    created = await fetch_student(await session_driver(session), teacher_id, student_id)
     await uow.commit()
     return created
 
@@ -289,13 +337,13 @@ async def update_student(
         event.remove_class_ids = [str(class_id) for class_id in removed]
     if not (row_changed or added or removed):
         # Nothing changed, so nothing is published.
-        return await get_student(session, teacher_id, student_id)
+        return await fetch_student(await session_driver(session), teacher_id, student_id)
     if not row_changed:
         # Memberships are part of the student resource: its updated_at moves with them.
         student.updated_at = func.now()
     _publish(session, topics.STUDENT_UPDATED, student_id, event)
     await session.flush()
-    updated = await get_student(session, teacher_id, student_id)
+    updated = await fetch_student(await session_driver(session), teacher_id, student_id)
     await uow.commit()
     return updated
 
