@@ -19,7 +19,6 @@ from class_management_service.classes import service as classes_service
 from class_management_service.classes.models import SchoolClass
 from class_management_service.outbox import writer
 from class_management_service.outbox.models import OutboxEvent
-from class_management_service.students import bulk
 from class_management_service.students import service as students_service
 from class_management_service.students.models import Student
 from tests.integration.class_api_helpers import (
@@ -75,7 +74,9 @@ async def test_failures_after_the_event_is_queued_roll_back_change_and_event(
     failing_writer = _fail_after(writer.add_outbox_event)
     monkeypatch.setattr(classes_service, "add_outbox_event", failing_writer)
     monkeypatch.setattr(students_service, "add_outbox_event", failing_writer)
-    monkeypatch.setattr(bulk, "insert_outbox_records", _fail_after(bulk.insert_outbox_records))
+    monkeypatch.setattr(
+        students_service, "copy_outbox_records", _fail_after(writer.copy_outbox_records)
+    )
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/classes/", {"json": {"name": "New", "course_codes": ["SV1"]}}),
         ("PUT", f"/v1/classes/{school_class['id']}", {"json": {"name": "After"}}),

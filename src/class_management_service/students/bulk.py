@@ -8,17 +8,15 @@ parameters and turn them back into rows with ``unnest``: one statement for any n
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.messaging.envelope import kafka_headers, new_envelope
+from class_management_service.db import session_driver
 from class_management_service.students.importer import PlannedUpdate, RosterRow
 
 
@@ -53,23 +51,12 @@ _ADD_EXISTING_TO_CLASS = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PendingEvent:
-    topic: str
-    aggregate_id: str
-    data: dict[str, Any]
-    correlation_id: uuid.UUID
-
-
 async def _copy(
     session: AsyncSession, table: str, columns: Sequence[str], records: Sequence[Sequence[Any]]
 ) -> None:
     if not records:
         return
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, asyncpg.Connection)
+    driver = await session_driver(session)
     await driver.copy_records_to_table(table, columns=columns, records=records)
 
 
@@ -135,45 +122,3 @@ async def add_class_members(
             _ADD_EXISTING_TO_CLASS,
             {"class_id": class_id, "student_ids": list(existing_students)},
         )
-
-
-def outbox_records(aggregate_type: str, events: Sequence[PendingEvent]) -> list[tuple[Any, ...]]:
-    """Outbox rows exactly as outbox.writer.add_outbox_event writes them (pure CPU, no I/O)."""
-
-    def record(event: PendingEvent) -> tuple[Any, ...]:
-        envelope = new_envelope(
-            event_type=event.topic,
-            data=event.data,
-            correlation_id=event.correlation_id,
-            partition_key=event.aggregate_id,
-        )
-        return (
-            envelope.event_id,
-            aggregate_type,
-            event.aggregate_id,
-            event.topic,
-            envelope.event_type,
-            event.aggregate_id,
-            envelope.model_dump_json(),
-            json.dumps(kafka_headers(envelope)),
-        )
-
-    return [record(event) for event in events]
-
-
-async def insert_outbox_records(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
-    await _copy(
-        session,
-        "outbox_events",
-        (
-            "id",
-            "aggregate_type",
-            "aggregate_id",
-            "topic",
-            "event_type",
-            "message_key",
-            "envelope",
-            "headers",
-        ),
-        records,
-    )

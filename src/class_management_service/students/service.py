@@ -35,7 +35,12 @@ from class_management_service.http.pagination import (
 )
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
-from class_management_service.outbox.writer import add_outbox_event
+from class_management_service.outbox.writer import (
+    PendingEvent,
+    add_outbox_event,
+    copy_outbox_records,
+    outbox_copy_records,
+)
 from class_management_service.students import bulk
 from class_management_service.students.importer import (
     ExistingStudent,
@@ -456,7 +461,7 @@ async def import_roster(
     except BaseException:
         outbox.cancel()  # the thread runs to its end; its result is dropped
         raise
-    await bulk.insert_outbox_records(session, await outbox)
+    await copy_outbox_records(session, await outbox)
     await uow.commit()
     return _import_report(class_id, roster, plan, report_rows)
 
@@ -528,14 +533,14 @@ async def _class_members(
 def _import_outbox_records(
     plan: ImportPlan, teacher_id: str, class_id: uuid.UUID, correlation_id: uuid.UUID
 ) -> list[tuple[Any, ...]]:
-    return bulk.outbox_records(
+    return outbox_copy_records(
         AGGREGATE_TYPE, _import_events(plan, teacher_id, class_id, correlation_id)
     )
 
 
 def _import_events(
     plan: ImportPlan, teacher_id: str, class_id: uuid.UUID, correlation_id: uuid.UUID
-) -> list[bulk.PendingEvent]:
+) -> list[PendingEvent]:
     """One StudentCreatedV1 per created and one StudentUpdatedV1 per updated student.
 
     The fields all events share are validated once, in a template payload; each event only
@@ -570,9 +575,7 @@ def _import_events(
             "last_name": create.row.last_name,
             "student_email": create.row.email,
         }
-        events.append(
-            bulk.PendingEvent(topics.STUDENT_CREATED, student_id, payload, correlation_id)
-        )
+        events.append(PendingEvent(topics.STUDENT_CREATED, student_id, payload, correlation_id))
     for update in plan.updates:
         student_id = str(update.student_id)
         payload = {
@@ -583,9 +586,7 @@ def _import_events(
             "student_email": update.email,
             "add_class_ids": class_ids if update.joins_class else None,
         }
-        events.append(
-            bulk.PendingEvent(topics.STUDENT_UPDATED, student_id, payload, correlation_id)
-        )
+        events.append(PendingEvent(topics.STUDENT_UPDATED, student_id, payload, correlation_id))
     return events
 
 
