@@ -23,7 +23,13 @@ import pytest
 
 from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
-from tests.reliability.harness import metric, metrics_text, plain_dsn, wait_until
+from tests.reliability.harness import (
+    create_topics,
+    metric,
+    metrics_text,
+    plain_dsn,
+    wait_until,
+)
 from tests.service_process import ServiceProcess, launch_service, restart_service, service_env
 
 REPORT_PATH = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
@@ -211,6 +217,16 @@ class Fleet:
 
     def setting(self, name: str) -> str:
         return self.base_env[f"CLASS_MANAGEMENT_SERVICE_{name.upper()}"]
+
+    async def create_topics(self, partitions: int) -> None:
+        """This fleet's input topic with ``partitions`` partitions, and its dead-letter topic."""
+        await create_topics(
+            self.setting("kafka_bootstrap_servers"),
+            {
+                self.setting("author_matches_topic"): partitions,
+                self.setting("dead_letter_topic"): 1,
+            },
+        )
 
     async def start(
         self, name: str = "service", *, consuming: bool = True, **overrides: str

@@ -20,7 +20,6 @@ from tests.reliability.harness import (
     association_count,
     build_stream,
     committed_offsets,
-    create_topics,
     end_offsets,
     seed_rosters,
     verify,
@@ -45,7 +44,7 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
     stream = build_stream(rosters)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
-    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(3)
     service = await fleet.start()
 
     at_fault, resume = asyncio.Event(), asyncio.Event()

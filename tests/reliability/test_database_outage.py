@@ -23,7 +23,6 @@ from tests.reliability.harness import (
     build_stream,
     committed_offsets,
     connection,
-    create_topics,
     end_offsets,
     seed_rosters,
     verify,
@@ -48,7 +47,7 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
     stream = build_stream(rosters)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
-    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(3)
     await fleet.start()
 
     at_fault = asyncio.Event()

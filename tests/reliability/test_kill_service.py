@@ -18,7 +18,6 @@ from tests.reliability.harness import (
     association_count,
     build_stream,
     committed_offsets,
-    create_topics,
     end_offsets,
     metric,
     metrics_text,
@@ -42,7 +41,7 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     total = len(stream.expected)
     assert total >= 10_000
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
-    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(3)
     service = await fleet.start()
 
     killed = asyncio.Event()

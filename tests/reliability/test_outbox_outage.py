@@ -22,7 +22,6 @@ from tests.reliability.harness import (
     confirm_batch,
     confirmed_messages,
     connection,
-    create_topics,
     fetchval,
     per_batch,
     seed_rosters,
@@ -49,7 +48,7 @@ async def test_events_confirmed_while_the_broker_is_down_arrive_once_after_it_re
     stream = build_stream(rosters)
     total = len(stream.expected)
     topic = fleet.setting("author_matches_topic")
-    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(3)
     service = await fleet.start()
     async with StreamProducer(kafka_bootstrap) as producer:
         await producer.stream(topic, stream.messages, chunk=50, pause=0.0)

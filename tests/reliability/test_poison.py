@@ -15,7 +15,6 @@ from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
     build_stream,
-    create_topics,
     end_offsets,
     header,
     metric,
@@ -43,7 +42,7 @@ async def test_poison_is_dead_lettered_with_its_reason_and_every_good_event_is_s
     assert set(kinds) == {"invalid_json", "schema_invalid", "unknown_class", "malformed_id"}
     total = len(stream.expected)
     topic, dlq = fleet.setting("author_matches_topic"), fleet.setting("dead_letter_topic")
-    await create_topics(kafka_bootstrap, {topic: 3, dlq: 1})
+    await fleet.create_topics(3)
     service = await fleet.start()
 
     started = time.monotonic()

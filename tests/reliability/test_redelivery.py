@@ -21,7 +21,6 @@ from tests.reliability.harness import (
     committed_offsets,
     confirm_batch,
     connection,
-    create_topics,
     end_offsets,
     metric,
     metrics_text,
@@ -53,7 +52,7 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
     dlq = fleet.setting("dead_letter_topic")
-    await create_topics(kafka_bootstrap, {topic: 3, dlq: 1})
+    await fleet.create_topics(3)
     service = await fleet.start()
 
     async with StreamProducer(kafka_bootstrap) as producer:

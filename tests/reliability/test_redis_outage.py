@@ -18,7 +18,6 @@ from tests.reliability.harness import (
     HealthWatch,
     StreamProducer,
     build_stream,
-    create_topics,
     metric,
     metrics_text,
     seed_rosters,
@@ -45,7 +44,7 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
     assert resent >= 40
     total = len(stream.expected)
     topic = fleet.setting("author_matches_topic")
-    await create_topics(kafka_bootstrap, {topic: 3, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(3)
 
     await asyncio.to_thread(redis_server.stop)
     try:

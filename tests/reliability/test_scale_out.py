@@ -28,7 +28,6 @@ from tests.reliability.harness import (
     build_stream,
     confirmed_messages,
     connection,
-    create_topics,
     fetchval,
     metric,
     metrics_text,
@@ -66,7 +65,7 @@ async def test_three_replicas_share_partitions_survive_a_kill_and_publish_each_b
     stream = build_stream(rosters)
     total = len(stream.expected)
     topic = fleet.setting("author_matches_topic")
-    await create_topics(kafka_bootstrap, {topic: PARTITIONS, fleet.setting("dead_letter_topic"): 1})
+    await fleet.create_topics(PARTITIONS)
     names = ("a", "b", "c")
     await asyncio.gather(
         *(fleet.start(name, consuming=False, **REPLICA_SETTINGS) for name in names)
