@@ -194,8 +194,7 @@ async def api_client(make_settings: Callable[..., Settings]) -> AsyncIterator[ht
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         yield client
-    await app.state.container.engine.dispose()
-    await app.state.container.redis.aclose()
+    await app.state.container.close()
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from class_management_service.observability.health import (
 from class_management_service.observability.metrics import Metrics
 from class_management_service.observability.routes import router as operations_router
 from class_management_service.outbox.relay import OutboxRelay
+from class_management_service.reads import ReadOnlyDatabase
 from class_management_service.settings import Settings
 from class_management_service.students.routes import router as students_router
 from class_management_service.workers.supervisor import Supervisor, Worker
@@ -48,13 +49,20 @@ class Container:
     settings: Settings
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
-    read_only_database: db.ReadOnlyDatabase
+    read_only_database: ReadOnlyDatabase
     redis: Redis
     producer: SharedProducer
     metrics: Metrics
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     # Where "now" comes from for validation timestamps and the timeout monitor (tests inject).
     clock: Clock = field(default_factory=SystemClock)
+
+    async def close(self) -> None:
+        """Flush what the producer holds, then close every connection."""
+        await self.producer.stop()
+        await self.redis.aclose()
+        await self.read_only_database.close()
+        await self.engine.dispose()
 
 
 def build_container(settings: Settings) -> Container:
@@ -63,7 +71,9 @@ def build_container(settings: Settings) -> Container:
         settings=settings,
         engine=engine,
         session_factory=db.create_session_factory(engine),
-        read_only_database=db.ReadOnlyDatabase(engine),
+        read_only_database=ReadOnlyDatabase(
+            settings.database_url, settings.database_read_pool_size
+        ),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.health_check_timeout_seconds,
@@ -128,9 +138,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         finally:
             # Order matters: stop consuming/relaying first, then flush what they produced.
             await supervisor.stop()
-            await container.producer.stop()
-            await container.redis.aclose()
-            await container.engine.dispose()
+            await container.close()
             logger.info("service stopped")
 
     app = FastAPI(

@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
-import asyncpg
-from sqlalchemy import ClauseElement, DateTime, MetaData, event, exc, func
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy import DateTime, MetaData, event, exc, func
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -23,8 +18,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util.concurrency import greenlet_spawn
 from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from class_management_service.settings import Settings
@@ -162,91 +155,3 @@ def create_engine(settings: Settings) -> AsyncEngine:
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # expire_on_commit=False: objects stay readable after commit for building responses.
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-# -- reads straight on asyncpg -------------------------------------------------------------------
-#
-# The GET routes are the service's hottest path. Through an ORM session each one cost a BEGIN,
-# the statement (built, cache-keyed and compiled by SQLAlchemy per request) and a ROLLBACK:
-# three round trips and ~0.5 ms of Python. Here the same Core statements are compiled once, at
-# import, to asyncpg's SQL; a request runs them on a pooled connection outside any transaction
-# (each statement is its own snapshot, exactly what READ COMMITTED gave them anyway): one round
-# trip, on asyncpg's cached prepared statement.
-
-_ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
-
-
-@dataclass(frozen=True, slots=True)
-class RawQuery:
-    """A Core statement compiled once for asyncpg: SQL text with ``$n`` and the parameter names.
-
-    Values are passed by name at execution (``query.arguments(teacher_id=...)``); parameters not
-    passed keep the value the statement was built with.
-    """
-
-    sql: str
-    names: tuple[str, ...]
-    defaults: tuple[Any, ...]
-
-    @classmethod
-    def of(cls, statement: ClauseElement) -> RawQuery:
-        compiled = statement.compile(dialect=_ASYNCPG)
-        assert isinstance(compiled, SQLCompiler)
-        names = tuple(compiled.positiontup or ())
-        return cls(str(compiled), names, tuple(compiled.params.get(name) for name in names))
-
-    def arguments(self, **values: Any) -> list[Any]:
-        return [
-            values.get(name, default)
-            for name, default in zip(self.names, self.defaults, strict=True)
-        ]
-
-    async def fetch(self, connection: asyncpg.Connection, **values: Any) -> list[asyncpg.Record]:
-        return await connection.fetch(self.sql, *self.arguments(**values))
-
-    async def fetchrow(
-        self, connection: asyncpg.Connection, **values: Any
-    ) -> asyncpg.Record | None:
-        return await connection.fetchrow(self.sql, *self.arguments(**values))
-
-    async def fetchval(self, connection: asyncpg.Connection, **values: Any) -> Any:
-        return await connection.fetchval(self.sql, *self.arguments(**values))
-
-
-class ReadOnlyDatabase:
-    """Pooled asyncpg connections (from the engine's pool) for :class:`RawQuery` reads outside
-    any transaction. Writes and reads of one's own uncommitted writes go through a session."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.sync_engine
-
-    @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        # Straight from the pool, without an (Async)Connection around it: half the cost of
-        # engine.connect() (~55 us of CPU per request), and nothing to roll back on return
-        # since no transaction was ever started. (The engine's pool is looked up each time:
-        # dispose() replaces it.)
-        pooled = await greenlet_spawn(self._engine.pool.connect)
-        try:
-            driver = pooled.driver_connection
-            assert isinstance(driver, asyncpg.Connection)
-            yield driver
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled mid-statement: the state is unknown
-                await greenlet_spawn(pooled.invalidate, exc)
-            raise
-        finally:
-            await greenlet_spawn(pooled.close)
-
-
-async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, asyncpg.Connection)
-    return driver
-
-
-async def session_driver(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection in the session's transaction, to run a :class:`RawQuery` that
-    must see the transaction's own uncommitted changes."""
-    return await _driver(await session.connection())

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # the pool wait their turn, first come first served (see db.FairAsyncQueuePool).
     database_pool_size: int = 10
     database_max_overflow: int = 0
+    # The GET routes' own pool of asyncpg connections (reads.ReadOnlyDatabase), opened on demand.
+    database_read_pool_size: int = 10
 
     # Kafka consumer of BatchAuthorMatchesSuggestedV1.
     consumer_group_id: str = "class_management_service"

@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.db import ReadOnlyDatabase
+from class_management_service.reads import ReadOnlyDatabase
 
 
 class UnitOfWork:

@@ -141,9 +141,7 @@ class Harness:
             outcome = exc
         if running in self._running:
             self._running.remove(running)
-            await running.container.producer.stop()
-            await running.container.redis.aclose()
-            await running.container.engine.dispose()
+            await running.container.close()
         return outcome
 
     async def close(self) -> None:

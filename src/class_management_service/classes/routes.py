@@ -18,6 +18,7 @@ from class_management_service.classes.schemas import (
 from class_management_service.courses.models import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.identity import TeacherId
+from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import Page, PageQuery
 from class_management_service.unit_of_work import ReadDb, Uow
 
@@ -27,18 +28,20 @@ router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPO
 @router.post(
     "/",
     status_code=status.HTTP_201_CREATED,
+    response_model=ClassResponse,
     summary="Create a class",
     description=(
         "Creates a class owned by the calling teacher and publishes `ClassCreatedV1` "
         "(`huleedu.class.created.v1`) in the same transaction."
     ),
 )
-async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> ClassResponse:
-    return await service.create_class(uow, teacher_id, body)
+async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
+    return JsonText(await service.create_class(uow, teacher_id, body), status.HTTP_201_CREATED)
 
 
 @router.get(
     "/",
+    response_model=Page[ClassResponse],
     summary="List own classes",
     description="The calling teacher's classes, filtered, sorted and paginated.",
 )
@@ -53,23 +56,27 @@ async def list_classes(
     q: Annotated[
         SearchText | None, Query(description="Case-insensitive substring of the class name.")
     ] = None,
-) -> Page[ClassResponse]:
-    return await service.list_classes(
-        db, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
+) -> JsonText:
+    return JsonText(
+        await service.list_classes(
+            db, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
+        )
     )
 
 
 @router.get(
     "/{class_id}",
+    response_model=ClassResponse,
     summary="Get a class",
     description="404 also when the class belongs to another teacher.",
 )
-async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> ClassResponse:
-    return await service.get_class(db, teacher_id, class_id)
+async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
+    return JsonText(await service.get_class(db, teacher_id, class_id))
 
 
 @router.put(
     "/{class_id}",
+    response_model=ClassResponse,
     summary="Update a class",
     description=(
         "Changes the name and/or the course; omitted or null fields keep their value. "
@@ -79,8 +86,8 @@ async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> C
 )
 async def update_class(
     class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow
-) -> ClassResponse:
-    return await service.update_class(uow, teacher_id, class_id, body)
+) -> JsonText:
+    return JsonText(await service.update_class(uow, teacher_id, class_id, body))
 
 
 @router.delete(

@@ -20,26 +20,31 @@ from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.schemas import (
     ClassCreate,
     ClassCreatedV1,
-    ClassResponse,
     ClassSort,
     ClassUpdate,
     ClassUpdatedV1,
 )
 from class_management_service.courses.models import Course, CourseCode
 from class_management_service.courses.reference import course_id
-from class_management_service.db import RawQuery, ReadOnlyDatabase, session_driver
 from class_management_service.errors import NotFound
 from class_management_service.http.pagination import (
-    Page,
     PageQueries,
     PageRequest,
     contains,
     fetch_page,
     order_by,
+    page_json,
 )
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import add_outbox_event
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    iso_timestamp,
+    json_rows,
+    session_driver,
+)
 from class_management_service.unit_of_work import UnitOfWork
 
 AGGREGATE_TYPE = "class"
@@ -52,8 +57,8 @@ def class_not_found(class_id: uuid.UUID) -> NotFound:
 
 
 def _owned_classes() -> Select[Any]:
-    """Class rows as :class:`ClassResponse` needs them, one statement for any number of rows;
-    parameter ``teacher_id``."""
+    """Class rows shaped like :class:`ClassResponse` (its field names and JSON forms), one
+    statement for any number of rows; parameter ``teacher_id``."""
     student_count = (
         select(func.count())
         .where(ClassMembership.class_id == SchoolClass.id)
@@ -67,15 +72,17 @@ def _owned_classes() -> Select[Any]:
             Course.course_code,
             Course.name.label("course_name"),
             student_count.label("student_count"),
-            SchoolClass.created_at,
-            SchoolClass.updated_at,
+            iso_timestamp(SchoolClass.created_at).label("created_at"),
+            iso_timestamp(SchoolClass.updated_at).label("updated_at"),
         )
         .join(Course, Course.id == SchoolClass.course_id)
         .where(SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String))
     )
 
 
-_CLASS = RawQuery.of(_owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
+_CLASS = RawQuery.of(
+    json_rows(_owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
+)
 
 
 @cache
@@ -89,16 +96,17 @@ def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> PageQuerie
     return PageQueries.of(statement, order_by(sort, _SORTABLE, SchoolClass.id))
 
 
-async def fetch_class(
-    connection: asyncpg.Connection, teacher_id: str, class_id: uuid.UUID
-) -> ClassResponse:
-    row = await _CLASS.fetchrow(connection, teacher_id=teacher_id, class_id=class_id)
-    if row is None:
+async def fetch_class(connection: asyncpg.Connection, teacher_id: str, class_id: uuid.UUID) -> str:
+    """The class as :class:`ClassResponse` JSON."""
+    rendered: str | None = await _CLASS.fetchval(
+        connection, teacher_id=teacher_id, class_id=class_id
+    )
+    if rendered is None:
         raise class_not_found(class_id)
-    return ClassResponse.model_validate(dict(row))
+    return rendered
 
 
-async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> ClassResponse:
+async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
     async with db.connection() as connection:
         return await fetch_class(connection, teacher_id, class_id)
 
@@ -111,10 +119,11 @@ async def list_classes(
     sort: ClassSort,
     course_code: CourseCode | None = None,
     name_contains: str | None = None,
-) -> Page[ClassResponse]:
+) -> str:
+    """A :class:`Page` of :class:`ClassResponse`, as JSON."""
     queries = _list_queries(sort, course_code is not None, bool(name_contains))
     async with db.connection() as connection:
-        rows, total = await fetch_page(
+        items, total = await fetch_page(
             connection,
             queries,
             page,
@@ -122,15 +131,10 @@ async def list_classes(
             course_code=course_code.value if course_code is not None else None,
             name=contains(name_contains) if name_contains else None,
         )
-    return Page[ClassResponse](
-        items=[ClassResponse.model_validate(dict(row)) for row in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_json(items, total, page)
 
 
-async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> ClassResponse:
+async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> str:
     session = uow.session
     (code,) = request.course_codes
     school_class = SchoolClass(
@@ -154,7 +158,7 @@ async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -
 
 async def update_class(
     uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID, request: ClassUpdate
-) -> ClassResponse:
+) -> str:
     session = uow.session
     # FOR NO KEY UPDATE: serializes updates of this class without blocking the foreign-key
     # checks of concurrent membership inserts (the key never changes).

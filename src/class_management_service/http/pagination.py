@@ -3,7 +3,8 @@ every list route.
 
 A page costs at most two statements (the page, then the count), and only one when the page
 itself proves the total (first page, not full). List statements are compiled once per filter
-combination (:class:`PageQueries`) and run straight on asyncpg.
+combination (:class:`PageQueries`) and run straight on asyncpg; PostgreSQL renders the items as
+JSON (:func:`reads.json_rows`) and :func:`page_json` puts them in a :class:`Page`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import Integer, Select, SQLColumnExpression, bindparam, func
 
-from class_management_service.db import RawQuery
+from class_management_service.reads import RawQuery, json_rows
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -74,8 +75,8 @@ def contains(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PageQueries:
-    """A list statement compiled once for asyncpg: the page (``limit``/``offset`` parameters)
-    and the count of every matching row."""
+    """A list statement compiled once for asyncpg: the page (``limit``/``offset`` parameters),
+    each row as JSON text, and the count of every matching row."""
 
     rows: RawQuery
     count: RawQuery
@@ -90,15 +91,25 @@ class PageQueries:
             .offset(bindparam("offset", type_=Integer))
         )
         count = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-        return cls(rows=RawQuery.of(page), count=RawQuery.of(count))
+        return cls(rows=RawQuery.of(json_rows(page)), count=RawQuery.of(count))
 
 
 async def fetch_page(
     connection: asyncpg.Connection, queries: PageQueries, page: PageRequest, **values: Any
-) -> tuple[list[asyncpg.Record], int]:
-    """The requested rows (``values`` fill the filters' parameters) and the total they match."""
+) -> tuple[list[str], int]:
+    """The requested rows as JSON (``values`` fill the filters' parameters) and the total they
+    match."""
     rows = await queries.rows.fetch(connection, limit=page.limit, offset=page.offset, **values)
-    if page.offset == 0 and len(rows) < page.limit:
-        return rows, len(rows)
+    items: list[str] = [row[0] for row in rows]
+    if page.offset == 0 and len(items) < page.limit:
+        return items, len(items)
     total = await queries.count.fetchval(connection, **values)
-    return rows, int(total)
+    return items, int(total)
+
+
+def page_json(items: Sequence[str], total: int, page: PageRequest) -> str:
+    """A :class:`Page` as JSON, around items already rendered as JSON."""
+    return (
+        f'{{"items":[{",".join(items)}],"total":{total},'
+        f'"limit":{page.limit},"offset":{page.offset}}}'
+    )

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.db import session_driver
 from class_management_service.messaging.envelope import EventEnvelope, kafka_headers, new_envelope
 from class_management_service.outbox.models import OutboxEvent
+from class_management_service.reads import session_driver
 
 
 def add_outbox_event(

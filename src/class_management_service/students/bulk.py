@@ -16,7 +16,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.db import session_driver
+from class_management_service.reads import session_driver
 from class_management_service.students.importer import PlannedUpdate, RosterRow
 
 

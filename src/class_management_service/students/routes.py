@@ -21,6 +21,7 @@ from class_management_service.errors import (
     ValidationFailed,
 )
 from class_management_service.http.identity import TeacherId
+from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import Page, PageQuery
 from class_management_service.students import service
 from class_management_service.students.importer import COLUMN_ALIASES, MAX_ROWS, parse_roster
@@ -54,6 +55,7 @@ SearchQuery = Annotated[
 @router.post(
     STUDENTS,
     status_code=status.HTTP_201_CREATED,
+    response_model=StudentResponse,
     summary="Create a student",
     description=(
         "Creates a student owned by the calling teacher, optionally in some of the teacher's "
@@ -63,12 +65,13 @@ SearchQuery = Annotated[
         "with the same e-mail (409)."
     ),
 )
-async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -> StudentResponse:
-    return await service.create_student(uow, teacher_id, body)
+async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
+    return JsonText(await service.create_student(uow, teacher_id, body), status.HTTP_201_CREATED)
 
 
 @router.get(
     STUDENTS,
+    response_model=Page[StudentResponse],
     summary="List own students",
     description=(
         "The calling teacher's students, filtered, sorted and paginated. `class_id` narrows the "
@@ -82,21 +85,25 @@ async def list_students(
     sort: SortQuery = StudentSort.NAME,
     class_id: Annotated[uuid.UUID | None, Query(description="Only this class.")] = None,
     q: SearchQuery = None,
-) -> Page[StudentResponse]:
-    return await service.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
+) -> JsonText:
+    return JsonText(
+        await service.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
+    )
 
 
 @router.get(
     f"{STUDENTS}/{{student_id}}",
+    response_model=StudentResponse,
     summary="Get a student",
     description="404 also when the student belongs to another teacher.",
 )
-async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> StudentResponse:
-    return await service.get_student(db, teacher_id, student_id)
+async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
+    return JsonText(await service.get_student(db, teacher_id, student_id))
 
 
 @router.put(
     f"{STUDENTS}/{{student_id}}",
+    response_model=StudentResponse,
     summary="Update a student",
     description=(
         "Omitted or null fields keep their value; `person_name` changes only the name fields "
@@ -108,8 +115,8 @@ async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) 
 )
 async def update_student(
     student_id: uuid.UUID, body: StudentUpdate, teacher_id: TeacherId, uow: Uow
-) -> StudentResponse:
-    return await service.update_student(uow, teacher_id, student_id, body)
+) -> JsonText:
+    return JsonText(await service.update_student(uow, teacher_id, student_id, body))
 
 
 @router.delete(
@@ -129,6 +136,7 @@ async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow)
 
 @router.get(
     "/v1/classes/{class_id}/students",
+    response_model=Page[StudentResponse],
     summary="List the students of a class",
     description="Like `GET /v1/classes/students?class_id=...`, but 404 for a class not owned.",
 )
@@ -139,8 +147,10 @@ async def list_class_students(
     page: PageQuery,
     sort: SortQuery = StudentSort.NAME,
     q: SearchQuery = None,
-) -> Page[StudentResponse]:
-    return await service.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
+) -> JsonText:
+    return JsonText(
+        await service.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
+    )
 
 
 _CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})

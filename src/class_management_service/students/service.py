@@ -15,7 +15,19 @@ from functools import cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select, String, Uuid, any_, bindparam, delete, exists, func, or_, select
+from sqlalchemy import (
+    Select,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy import literal as sql_literal
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.exc import IntegrityError
@@ -23,15 +35,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.service import class_not_found, ensure_owned_classes
-from class_management_service.db import RawQuery, ReadOnlyDatabase, session_driver
 from class_management_service.errors import Conflict, NotFound, ValidationFailed
 from class_management_service.http.pagination import (
-    Page,
     PageQueries,
     PageRequest,
     contains,
     fetch_page,
     order_by,
+    page_json,
 )
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
@@ -40,6 +51,13 @@ from class_management_service.outbox.writer import (
     add_outbox_event,
     copy_outbox_records,
     outbox_copy_records,
+)
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    iso_timestamp,
+    json_rows,
+    session_driver,
 )
 from class_management_service.students import bulk
 from class_management_service.students.importer import (
@@ -54,11 +72,9 @@ from class_management_service.students.schemas import (
     ImportRowResult,
     ImportStatus,
     ImportTotals,
-    PersonNameResponse,
     RosterImportReport,
     StudentCreate,
     StudentCreatedV1,
-    StudentResponse,
     StudentSort,
     StudentUpdate,
     StudentUpdatedV1,
@@ -96,8 +112,14 @@ def _unique(ids: Iterable[uuid.UUID] | None) -> list[uuid.UUID]:
 
 
 def _owned_students() -> Select[Any]:
-    """Student rows as :class:`StudentResponse` needs them, class ids included, in one query;
-    parameter ``teacher_id``."""
+    """Student rows shaped like :class:`StudentResponse` (its field names, nesting and JSON
+    forms), class ids included, in one query; parameter ``teacher_id``."""
+    names = (
+        select(Student.first_name, Student.last_name, Student.legal_full_name)
+        .correlate(Student)
+        .subquery("n")
+    )
+    person_name = select(func.row_to_json(names.table_valued())).scalar_subquery()
     class_ids = (
         select(
             func.array_agg(aggregate_order_by(ClassMembership.class_id, ClassMembership.class_id))
@@ -108,17 +130,18 @@ def _owned_students() -> Select[Any]:
     )
     return select(
         Student.id,
-        Student.first_name,
-        Student.last_name,
-        Student.legal_full_name,
+        person_name.label("person_name"),
         Student.email,
-        class_ids.label("class_ids"),
-        Student.created_at,
-        Student.updated_at,
+        # array_agg over no memberships is NULL; the response has an empty list.
+        func.coalesce(class_ids, literal_column("'{}'::uuid[]")).label("class_ids"),
+        iso_timestamp(Student.created_at).label("created_at"),
+        iso_timestamp(Student.updated_at).label("updated_at"),
     ).where(Student.created_by_user_id == bindparam("teacher_id", type_=String))
 
 
-_STUDENT = RawQuery.of(_owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
+_STUDENT = RawQuery.of(
+    json_rows(_owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
+)
 _OWNED_CLASS = RawQuery.of(
     select(SchoolClass.id).where(
         SchoolClass.id == bindparam("class_id", type_=Uuid),
@@ -152,34 +175,19 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> PageQueri
     return PageQueries.of(statement, order_by(sort, _SORTABLE, Student.id))
 
 
-def _to_response(row: asyncpg.Record) -> StudentResponse:
-    return StudentResponse(
-        id=row["id"],
-        person_name=PersonNameResponse(
-            first_name=row["first_name"],
-            last_name=row["last_name"],
-            legal_full_name=row["legal_full_name"],
-        ),
-        email=row["email"],
-        # array_agg over no memberships is NULL.
-        class_ids=row["class_ids"] or [],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
 async def fetch_student(
     connection: asyncpg.Connection, teacher_id: str, student_id: uuid.UUID
-) -> StudentResponse:
-    row = await _STUDENT.fetchrow(connection, teacher_id=teacher_id, student_id=student_id)
-    if row is None:
+) -> str:
+    """The student as :class:`StudentResponse` JSON."""
+    rendered: str | None = await _STUDENT.fetchval(
+        connection, teacher_id=teacher_id, student_id=student_id
+    )
+    if rendered is None:
         raise student_not_found(student_id)
-    return _to_response(row)
+    return rendered
 
 
-async def get_student(
-    db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID
-) -> StudentResponse:
+async def get_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID) -> str:
     async with db.connection() as connection:
         return await fetch_student(connection, teacher_id, student_id)
 
@@ -192,8 +200,9 @@ async def list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None = None,
     search: str | None = None,
-) -> Page[StudentResponse]:
-    """The teacher's students; ``class_id`` narrows to one class (another teacher's: empty)."""
+) -> str:
+    """A :class:`Page` of the teacher's students (:class:`StudentResponse`) as JSON;
+    ``class_id`` narrows to one class (another teacher's: empty)."""
     async with db.connection() as connection:
         return await _list_students(connection, teacher_id, page, sort, class_id, search)
 
@@ -205,9 +214,9 @@ async def _list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None,
     search: str | None,
-) -> Page[StudentResponse]:
+) -> str:
     queries = _list_queries(sort, class_id is not None, bool(search))
-    rows, total = await fetch_page(
+    items, total = await fetch_page(
         connection,
         queries,
         page,
@@ -215,12 +224,7 @@ async def _list_students(
         class_id=class_id,
         pattern=contains(search) if search else None,
     )
-    return Page[StudentResponse](
-        items=[_to_response(row) for row in rows],
-        total=total,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    return page_json(items, total, page)
 
 
 async def list_class_students(
@@ -231,7 +235,7 @@ async def list_class_students(
     *,
     sort: StudentSort,
     search: str | None = None,
-) -> Page[StudentResponse]:
+) -> str:
     """Like :func:`list_students` for one class, but 404 unless the teacher owns the class."""
     async with db.connection() as connection:
         owned = await _OWNED_CLASS.fetchval(connection, class_id=class_id, teacher_id=teacher_id)
@@ -240,9 +244,7 @@ async def list_class_students(
         return await _list_students(connection, teacher_id, page, sort, class_id, search)
 
 
-async def create_student(
-    uow: UnitOfWork, teacher_id: str, request: StudentCreate
-) -> StudentResponse:
+async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreate) -> str:
     session = uow.session
     class_ids = _unique(request.class_ids)
     await ensure_owned_classes(session, teacher_id, class_ids, lock=True)
@@ -291,7 +293,7 @@ async def create_student(
 
 async def update_student(
     uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID, request: StudentUpdate
-) -> StudentResponse:
+) -> str:
     session = uow.session
     add_ids, remove_ids = _unique(request.add_class_ids), _unique(request.remove_class_ids)
     both = sorted(str(class_id) for class_id in set(add_ids) & set(remove_ids))
