@@ -28,12 +28,11 @@ from class_management_service.courses.models import Course, CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.errors import NotFound
 from class_management_service.http.pagination import (
-    PageQueries,
     PageRequest,
     contains,
     fetch_page,
     order_by,
-    page_json,
+    page_query,
 )
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
@@ -86,14 +85,14 @@ _CLASS = RawQuery.of(
 
 
 @cache
-def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> PageQueries:
+def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> RawQuery:
     """One compiled statement per filter combination (16 at most)."""
     statement = _owned_classes()
     if by_course:
         statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
     if by_name:
         statement = statement.where(SchoolClass.name.ilike(bindparam("name", type_=String)))
-    return PageQueries.of(statement, order_by(sort, _SORTABLE, SchoolClass.id))
+    return page_query(statement, order_by(sort, _SORTABLE, SchoolClass.id))
 
 
 async def fetch_class(connection: asyncpg.Connection, teacher_id: str, class_id: uuid.UUID) -> str:
@@ -121,17 +120,16 @@ async def list_classes(
     name_contains: str | None = None,
 ) -> str:
     """A :class:`Page` of :class:`ClassResponse`, as JSON."""
-    queries = _list_queries(sort, course_code is not None, bool(name_contains))
+    query = _list_queries(sort, course_code is not None, bool(name_contains))
     async with db.connection() as connection:
-        items, total = await fetch_page(
+        return await fetch_page(
             connection,
-            queries,
+            query,
             page,
             teacher_id=teacher_id,
             course_code=course_code.value if course_code is not None else None,
             name=contains(name_contains) if name_contains else None,
         )
-    return page_json(items, total, page)
 
 
 async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> str:

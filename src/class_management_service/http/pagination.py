@@ -3,8 +3,8 @@ every list route.
 
 A page costs at most two statements (the page, then the count), and only one when the page
 itself proves the total (first page, not full). List statements are compiled once per filter
-combination (:class:`PageQueries`) and run straight on asyncpg; PostgreSQL renders the items as
-JSON (:func:`reads.json_rows`) and :func:`page_json` puts them in a :class:`Page`.
+combination (:func:`page_query`) and run straight on asyncpg; PostgreSQL renders the items as
+JSON (:func:`reads.json_rows`), :func:`fetch_page` puts them in a :class:`Page`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,17 @@ from typing import Annotated, Any, Generic, TypeVar
 import asyncpg
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import Integer, Select, SQLColumnExpression, bindparam, func
+from sqlalchemy import (
+    Integer,
+    Select,
+    SQLColumnExpression,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+)
 
 from class_management_service.reads import RawQuery, json_rows
 
@@ -73,43 +83,44 @@ def contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-@dataclass(frozen=True, slots=True)
-class PageQueries:
-    """A list statement compiled once for asyncpg: the page (``limit``/``offset`` parameters),
-    each row as JSON text, and the count of every matching row."""
+def page_query(statement: Select[Any], ordering: Sequence[SQLColumnExpression[Any]]) -> RawQuery:
+    """A list statement as one compiled query for :func:`fetch_page`: a single row holding the
+    requested page's items as JSON (``limit``/``offset`` parameters) and the total they match.
 
-    rows: RawQuery
-    count: RawQuery
-
-    @classmethod
-    def of(
-        cls, statement: Select[Any], ordering: Sequence[SQLColumnExpression[Any]]
-    ) -> PageQueries:
-        page = (
-            statement.order_by(*ordering)
-            .limit(bindparam("limit", type_=Integer))
-            .offset(bindparam("offset", type_=Integer))
+    The total is counted only when the page does not prove it (a first page that is not full);
+    ``CASE`` runs the count's sub-plan only in that branch. One statement, one round trip.
+    """
+    page = json_rows(
+        statement.order_by(*ordering)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    ).cte("page")
+    (item,) = page.c
+    # string_agg keeps the order the sorted sub-select produced its rows in.
+    items = select(func.string_agg(item, literal_column("','"))).scalar_subquery()
+    on_page = select(func.count()).select_from(page).scalar_subquery()
+    proven = and_(
+        bindparam("offset", type_=Integer) == 0, on_page < bindparam("limit", type_=Integer)
+    )
+    everything = (
+        statement.with_only_columns(func.count(), maintain_column_froms=True)
+        .order_by(None)
+        .scalar_subquery()
+    )
+    return RawQuery.of(
+        select(
+            func.coalesce(items, literal_column("''")).label("items"),
+            case((proven, on_page), else_=everything).label("total"),
         )
-        count = statement.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
-        return cls(rows=RawQuery.of(json_rows(page)), count=RawQuery.of(count))
+    )
 
 
 async def fetch_page(
-    connection: asyncpg.Connection, queries: PageQueries, page: PageRequest, **values: Any
-) -> tuple[list[str], int]:
-    """The requested rows as JSON (``values`` fill the filters' parameters) and the total they
-    match."""
-    rows = await queries.rows.fetch(connection, limit=page.limit, offset=page.offset, **values)
-    items: list[str] = [row[0] for row in rows]
-    if page.offset == 0 and len(items) < page.limit:
-        return items, len(items)
-    total = await queries.count.fetchval(connection, **values)
-    return items, int(total)
-
-
-def page_json(items: Sequence[str], total: int, page: PageRequest) -> str:
-    """A :class:`Page` as JSON, around items already rendered as JSON."""
-    return (
-        f'{{"items":[{",".join(items)}],"total":{total},'
-        f'"limit":{page.limit},"offset":{page.offset}}}'
-    )
+    connection: asyncpg.Connection, query: RawQuery, page: PageRequest, **values: Any
+) -> str:
+    """A :class:`Page` as JSON: ``query`` comes from :func:`page_query`, ``values`` fill its
+    filters' parameters."""
+    row = await query.fetchrow(connection, limit=page.limit, offset=page.offset, **values)
+    assert row is not None  # aggregates: always one row
+    items, total = row
+    return f'{{"items":[{items}],"total":{total},"limit":{page.limit},"offset":{page.offset}}}'

@@ -37,12 +37,11 @@ from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.service import class_not_found, ensure_owned_classes
 from class_management_service.errors import Conflict, NotFound, ValidationFailed
 from class_management_service.http.pagination import (
-    PageQueries,
     PageRequest,
     contains,
     fetch_page,
     order_by,
-    page_json,
+    page_query,
 )
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
@@ -151,7 +150,7 @@ _OWNED_CLASS = RawQuery.of(
 
 
 @cache
-def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> PageQueries:
+def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
     """One compiled statement per filter combination (24 at most)."""
     statement = _owned_students()
     if by_class:
@@ -172,7 +171,7 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> PageQueri
                 Student.email.ilike(pattern),
             )
         )
-    return PageQueries.of(statement, order_by(sort, _SORTABLE, Student.id))
+    return page_query(statement, order_by(sort, _SORTABLE, Student.id))
 
 
 async def fetch_student(
@@ -215,16 +214,15 @@ async def _list_students(
     class_id: uuid.UUID | None,
     search: str | None,
 ) -> str:
-    queries = _list_queries(sort, class_id is not None, bool(search))
-    items, total = await fetch_page(
+    query = _list_queries(sort, class_id is not None, bool(search))
+    return await fetch_page(
         connection,
-        queries,
+        query,
         page,
         teacher_id=teacher_id,
         class_id=class_id,
         pattern=contains(search) if search else None,
     )
-    return page_json(items, total, page)
 
 
 async def list_class_students(
