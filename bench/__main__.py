@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         epilog=f"benchmarks:\n{listing}\n\n"
         + textwrap.fill(
-            "A full run takes about 10 minutes and writes docs/benchmarks.md and "
+            "A full run takes about 20 minutes and writes docs/benchmarks.md and "
             "docs/benchmarks/*.png. With --quick or --only the report goes to "
             ".infra/bench/benchmarks.md instead (unless --output is given), so a smoke run "
             "never overwrites the committed one. The HTTP benchmark needs wrk (installed from "
@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         "--seconds",
         type=float,
         metavar="S",
-        help="wrk duration per HTTP route and repetition (default 10, 2 with --quick)",
+        help="wrk duration per HTTP route and repetition (default 30, 2 with --quick)",
     )
     parser.add_argument(
         "--output",
@@ -211,7 +211,7 @@ class Runner:
 
                 def run_http() -> Section:
                     nonlocal http
-                    seconds = self.arguments.seconds or (2.0 if quick else 10.0)
+                    seconds = self.arguments.seconds or (2.0 if quick else 30.0)
                     http = http_api.measure(
                         self.harness, seconds_per_run=seconds, repetitions=repetitions
                     )
