@@ -70,12 +70,13 @@ class Run:
     exit_code: int
     postgres_start: float | None
     summary: str
+    failures: list[str] = field(default_factory=list)  # pytest's FAILED/ERROR summary lines
 
 
 def run_pytest(arguments: list[str], timeout: float) -> Run:
     started = time.perf_counter()
     completed = subprocess.run(
-        [*_pytest_command(), "-q", *arguments],
+        [*_pytest_command(), "-q", "-rfE", *arguments],
         cwd=REPOSITORY,
         capture_output=True,
         text=True,
@@ -91,6 +92,7 @@ def run_pytest(arguments: list[str], timeout: float) -> Run:
         completed.returncode,
         float(match.group(1)) if match else None,
         lines[-1] if lines else "",
+        [line for line in lines if line.startswith(("FAILED ", "ERROR "))],
     )
 
 
@@ -118,10 +120,14 @@ def measure(harness: Harness, *, quick: bool, repetitions: int, suite: bool) -> 
             results.files[str(path)].append(run)
             state = "ok" if run.exit_code == 0 else f"FAILED ({run.summary})"
             progress(f"tests {repetition}/{repetitions} {path}: {run.seconds:.2f} s, {state}")
+            for line in run.failures:
+                progress(f"tests: {line}")
     if suite:
         progress("tests: the whole suite (uv run pytest -q), once; this takes minutes")
         results.suite = run_pytest([], timeout=3600)
         progress(f"tests: suite {results.suite.seconds:.0f} s: {results.suite.summary}")
+        for line in results.suite.failures:
+            progress(f"tests: suite: {line}")
     return results
 
 
@@ -190,6 +196,7 @@ Baseline: the same command on `{BASELINE_FILE}` (no servers), the fixed cost eve
         section_.notes.append(
             f"The whole suite (`uv run pytest -q`, once): {results.suite.seconds:.0f} s, "
             f"exit code {results.suite.exit_code}: `{results.suite.summary}`."
+            + "".join(f" `{line}`." for line in results.suite.failures)
         )
     else:
         section_.notes.append("The whole suite was not timed (add `--suite`; it takes minutes).")

@@ -12,6 +12,7 @@ the concurrency tests need.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,15 @@ def migrated_template(postgres_server: Any, postgres_admin_url: str) -> str:
     return TEMPLATE_DATABASE
 
 
+# What a statement on the admin pool raises when the server stops or restarts under it.
+_SERVER_WENT_AWAY = (
+    asyncpg.exceptions.OperatorInterventionError,  # "terminating connection due to ..."
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.InterfaceError,  # the connection closed in the middle of the statement
+    OSError,
+)
+
+
 class DatabaseClones:
     """Hands out databases cloned from the migrated template, one clone ahead.
 
@@ -88,10 +98,23 @@ class DatabaseClones:
         return name
 
     async def _drop(self, name: str) -> None:
-        await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # If the server restarted meanwhile, a leftover clone dies with the throwaway cluster.
+        with contextlib.suppress(*_SERVER_WENT_AWAY):
+            await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    async def _made_ahead(self) -> str | None:
+        """The clone made ahead, unless the server went away while it was being made
+        (``tests/local_infra`` stops and restarts the session's server)."""
+        pending, self._next = self._next, None
+        if pending is None:
+            return None
+        try:
+            return await pending
+        except _SERVER_WENT_AWAY:
+            return None
 
     async def take(self) -> str:
-        name = await (self._next or asyncio.ensure_future(self._clone()))
+        name = await self._made_ahead() or await self._clone()
         self._next = asyncio.ensure_future(self._clone())
         return name
 
@@ -101,8 +124,9 @@ class DatabaseClones:
         task.add_done_callback(self._drops.discard)
 
     async def close(self) -> None:
-        if self._next is not None:
-            self.release(await self._next)
+        name = await self._made_ahead()
+        if name is not None:
+            self.release(name)
         await asyncio.gather(*self._drops)
 
 
