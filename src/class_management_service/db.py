@@ -52,8 +52,9 @@ class TimestampMixin:
 T = TypeVar("T")
 
 
-class _FairQueue(Generic[T]):
-    """The part of :class:`asyncio.Queue` SQLAlchemy's pool uses, first come first served.
+class FairQueue(Generic[T]):
+    """The part of :class:`asyncio.Queue` SQLAlchemy's pool uses, first come first served (also
+    the queue of the read pool, :class:`reads.ReadOnlyDatabase`).
 
     ``asyncio.Queue`` lets a newcomer take a returned connection before the waiter it woke up
     runs; that waiter then queues again at the end. Under load (more requests than pooled
@@ -115,7 +116,7 @@ class _FairQueue(Generic[T]):
 class _FairAsyncAdaptedQueue(AsyncAdaptedQueue[ConnectionPoolEntry]):
     @cached_property
     def _queue(self) -> Any:  # created lazily, on the event loop that uses it
-        return _FairQueue[ConnectionPoolEntry](self.maxsize, self.use_lifo)
+        return FairQueue[ConnectionPoolEntry](self.maxsize, self.use_lifo)
 
 
 class FairAsyncQueuePool(AsyncAdaptedQueuePool):

@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from class_management_service.db import _FairQueue
+from class_management_service.db import FairQueue
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -70,9 +70,6 @@ class RawQuery:
             values.get(name, default)
             for name, default in zip(self.names, self.defaults, strict=True)
         ]
-
-    async def fetch(self, connection: asyncpg.Connection, **values: Any) -> list[asyncpg.Record]:
-        return await connection.fetch(self.sql, *self.arguments(**values))
 
     async def fetchrow(
         self, connection: asyncpg.Connection, **values: Any
@@ -113,7 +110,7 @@ class ReadOnlyDatabase:
     Not SQLAlchemy's pool: a checkout through it (greenlet hand-offs, pool events) cost ~70 us of
     CPU per GET in the app, a third of the request; ``asyncpg.Pool`` ~45 us (its connection proxy
     and release bookkeeping). Here a checkout is a queue operation. The pool holds ``size``
-    slots, handed out first come first served (:class:`_FairQueue`); a slot whose connection is
+    slots, handed out first come first served (:class:`FairQueue`); a slot whose connection is
     missing or was closed by the server (restart, crash, terminated backend) connects anew, so a
     request never gets a dead connection that asyncpg already knows is dead.
     """
@@ -121,11 +118,11 @@ class ReadOnlyDatabase:
     def __init__(self, database_url: str, size: int) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
         self._all = [_Slot() for _ in range(size)]
-        self._idle: _FairQueue[_Slot] | None = None  # created on the loop that uses it
+        self._idle: FairQueue[_Slot] | None = None  # created on the loop that uses it
 
-    def _queue(self) -> _FairQueue[_Slot]:
+    def _queue(self) -> FairQueue[_Slot]:
         if self._idle is None:
-            self._idle = _FairQueue[_Slot](maxsize=0, lifo=False)
+            self._idle = FairQueue[_Slot](maxsize=0, lifo=False)
             for slot in self._all:
                 self._idle.put_nowait(slot)
         return self._idle

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 
-from class_management_service.db import _FairQueue
+from class_management_service.db import FairQueue
 
 pytestmark = pytest.mark.unit
 
 
 async def test_a_returned_item_goes_to_the_longest_waiter_not_to_a_newcomer() -> None:
-    queue: _FairQueue[str] = _FairQueue(maxsize=2, lifo=True)
+    queue: FairQueue[str] = FairQueue(maxsize=2, lifo=True)
     served: list[str] = []
 
     async def take(name: str) -> None:
@@ -30,7 +30,7 @@ async def test_a_returned_item_goes_to_the_longest_waiter_not_to_a_newcomer() ->
 
 
 async def test_an_item_handed_to_a_waiter_that_was_cancelled_goes_to_the_next() -> None:
-    queue: _FairQueue[str] = _FairQueue(maxsize=1, lifo=False)
+    queue: FairQueue[str] = FairQueue(maxsize=1, lifo=False)
     first = asyncio.create_task(queue.get())
     second = asyncio.create_task(queue.get())
     await asyncio.sleep(0)
@@ -43,7 +43,7 @@ async def test_an_item_handed_to_a_waiter_that_was_cancelled_goes_to_the_next() 
 
 
 def test_full_and_nobody_waiting_raises_queue_full() -> None:
-    queue: _FairQueue[str] = _FairQueue(maxsize=1, lifo=False)
+    queue: FairQueue[str] = FairQueue(maxsize=1, lifo=False)
     queue.put_nowait("a")
     with pytest.raises(asyncio.QueueFull):
         queue.put_nowait("b")
