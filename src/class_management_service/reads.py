@@ -38,7 +38,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from class_management_service.db import FairQueue
@@ -155,14 +155,10 @@ class ReadOnlyDatabase:
                     connection.terminate()
 
 
-async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert isinstance(driver, asyncpg.Connection)
-    return driver
-
-
 async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection in the session's transaction, to run a :class:`RawQuery` that
     must see the transaction's own uncommitted changes."""
-    return await _driver(await session.connection())
+    raw = await (await session.connection()).get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    return driver

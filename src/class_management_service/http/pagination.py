@@ -1,10 +1,10 @@
 """Limit/offset pages with a total count, allow-listed sorting and substring filters, shared by
 every list route.
 
-A page costs at most two statements (the page, then the count), and only one when the page
-itself proves the total (first page, not full). List statements are compiled once per filter
-combination (:func:`page_query`) and run straight on asyncpg; PostgreSQL renders the items as
-JSON (:func:`reads.json_rows`), :func:`fetch_page` puts them in a :class:`Page`.
+A page is one statement (:func:`page_query`), compiled once per filter combination and run
+straight on asyncpg: PostgreSQL renders the items as JSON (:func:`reads.json_rows`) and counts
+the total only when the page itself does not prove it (first page, not full); :func:`fetch_page`
+puts them in a :class:`Page`.
 """
 
 from __future__ import annotations
@@ -90,18 +90,13 @@ def page_query(statement: Select[Any], ordering: Sequence[SQLColumnExpression[An
     The total is counted only when the page does not prove it (a first page that is not full);
     ``CASE`` runs the count's sub-plan only in that branch. One statement, one round trip.
     """
-    page = json_rows(
-        statement.order_by(*ordering)
-        .limit(bindparam("limit", type_=Integer))
-        .offset(bindparam("offset", type_=Integer))
-    ).cte("page")
+    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+    page = json_rows(statement.order_by(*ordering).limit(limit).offset(offset)).cte("page")
     (item,) = page.c
     # string_agg keeps the order the sorted sub-select produced its rows in.
     items = select(func.string_agg(item, literal_column("','"))).scalar_subquery()
     on_page = select(func.count()).select_from(page).scalar_subquery()
-    proven = and_(
-        bindparam("offset", type_=Integer) == 0, on_page < bindparam("limit", type_=Integer)
-    )
+    proven = and_(offset == 0, on_page < limit)
     everything = (
         statement.with_only_columns(func.count(), maintain_column_froms=True)
         .order_by(None)
