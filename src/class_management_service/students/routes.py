@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -22,13 +22,15 @@ from class_management_service.errors import (
 )
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText
-from class_management_service.http.pagination import Page, PageQuery
+from class_management_service.http.pagination import PageQuery
 from class_management_service.students import service
 from class_management_service.students.importer import COLUMN_ALIASES, MAX_ROWS, parse_roster
 from class_management_service.students.schemas import (
     ImportReportRows,
     RosterImportReport,
     StudentCreate,
+    StudentDeleted,
+    StudentList,
     StudentResponse,
     StudentSort,
     StudentUpdate,
@@ -71,7 +73,7 @@ async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -
 
 @router.get(
     STUDENTS,
-    response_model=Page[StudentResponse],
+    response_model=StudentList,
     summary="List own students",
     description=(
         "The calling teacher's students, filtered, sorted and paginated. `class_id` narrows the "
@@ -121,22 +123,22 @@ async def update_student(
 
 @router.delete(
     f"{STUDENTS}/{{student_id}}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
     summary="Delete a student",
     description=(
-        "Deletes the student and their class memberships. A student recorded as the author "
-        "of essays (essay-student associations) cannot be deleted: 409. Publishes no event "
-        "(the contract has none)."
+        "Deletes the student and their class memberships; answers 200 with a message (the "
+        "platform's clients read a JSON body). A student recorded as the author of essays "
+        "(essay-student associations) cannot be deleted: 409. Publishes no event (the contract "
+        "has none)."
     ),
 )
-async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> None:
+async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> StudentDeleted:
     await service.delete_student(uow, teacher_id, student_id)
+    return StudentDeleted()
 
 
 @router.get(
     "/v1/classes/{class_id}/students",
-    response_model=Page[StudentResponse],
+    response_model=StudentList,
     summary="List the students of a class",
     description="Like `GET /v1/classes/students?class_id=...`, but 404 for a class not owned.",
 )
