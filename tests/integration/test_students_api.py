@@ -350,3 +350,42 @@ async def test_delete_is_200_and_409_for_a_student_who_authored_essays(
     remaining = await api_client.get(f"/v1/classes/{school_class['id']}", headers=A)
     assert remaining.json()["student_count"] == 1
     assert len(await outbox_events(session_factory)) == events_before
+
+
+async def test_update_of_person_name_is_partial(
+    api_client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    student = await create_student(api_client, first="Anna", last="Svensson", legal="Anna M S")
+    path = f"{STUDENTS}/{student['id']}"
+
+    first_only = await api_client.put(path, json={"person_name": {"first_name": "X"}}, headers=A)
+    last_only = await api_client.put(path, json={"person_name": {"last_name": "Berg"}}, headers=A)
+    legal_only = await api_client.put(
+        path, json={"person_name": {"legal_full_name": "X Berg"}}, headers=A
+    )
+    nothing = await api_client.put(path, json={"person_name": {"first_name": None}}, headers=A)
+    empty_name = await api_client.put(path, json={"person_name": {"first_name": " "}}, headers=A)
+
+    assert first_only.status_code == 200, first_only.text
+    assert first_only.json()["person_name"] == {
+        "first_name": "X",
+        "last_name": "Svensson",
+        "legal_full_name": "Anna M S",
+    }
+    assert (last_only.json()["first_name"], last_only.json()["last_name"]) == ("X", "Berg")
+    assert legal_only.json()["person_name"] == {
+        "first_name": "X",
+        "last_name": "Berg",
+        "legal_full_name": "X Berg",
+    }
+    assert nothing.json() == legal_only.json()
+    # Partial, yet still validated: a name that is given must not be blank.
+    assert_error(empty_name, 422, "VALIDATION_ERROR")
+    events = await outbox_events(session_factory, topics.STUDENT_UPDATED)
+    assert [
+        (e.envelope["data"]["first_name"], e.envelope["data"]["last_name"]) for e in events
+    ] == [
+        ("X", None),
+        (None, "Berg"),
+        (None, None),  # legal_full_name is not in the contract's event
+    ]
