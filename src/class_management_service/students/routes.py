@@ -63,8 +63,8 @@ SearchQuery = Annotated[
         "Creates a student owned by the calling teacher, optionally in some of the teacher's "
         "classes (`class_ids`; another teacher's class is a 404), and publishes "
         "`StudentCreatedV1` (`huleedu.class.student.created.v1`) in the same transaction. "
-        "The e-mail is stored trimmed and lower-cased; one teacher cannot have two students "
-        "with the same e-mail (409)."
+        "The e-mail is stored normalised (NFKC, case-folded, invisible characters removed); "
+        "one teacher cannot have two students whose e-mails are equal in that form (409)."
     ),
 )
 async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
@@ -196,10 +196,11 @@ async def _csv_upload(request: Request) -> bytes:
         "case-insensitively with spaces/hyphens read as underscores: "
         f"{_HEADER_DOC}. `first_name` and `last_name` are required; other columns are ignored "
         f"(and listed in `ignored_columns`). At most {MAX_ROWS} rows.\n\n"
-        "**Matching**: a row with an e-mail is the teacher's student with that e-mail (stored "
-        "lower-cased); if none exists but exactly one class member of the same name has no "
-        "e-mail, the e-mail is given to that student. A row without an e-mail is the class "
-        "member with the same first and last name (case-insensitive), else a new student. "
+        "**Matching**: a row with an e-mail is the teacher's student with that e-mail "
+        "(compared normalised, as on create); if none exists but exactly one class member of "
+        "the same name has no e-mail, the e-mail is given to that student. A row without an "
+        "e-mail is the class member with the same first and last name (case-insensitive), else "
+        "a new student. "
         "Empty cells never erase stored values.\n\n"
         "**Rows rejected** (the rest still imports): empty or too long names, invalid e-mail, "
         "extra fields, an e-mail repeated in the file (the first row wins), a row without "
