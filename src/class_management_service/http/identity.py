@@ -37,12 +37,13 @@ _ServiceIdHeader = Annotated[
 
 
 def _key_matches(request: Request, presented: str) -> bool:
-    """Whether ``presented`` is the configured internal key; never when either is empty."""
+    """Whether ``presented`` is the configured internal key; never when none is configured
+    (an empty presented key cannot equal the non-empty configured one)."""
     expected: bytes | None = request.app.state.internal_api_key
     if not expected:
         return False  # no key configured: internal routes fail closed
     # Constant-time comparison: response timing must not reveal how much of the key matched.
-    return hmac.compare_digest(presented.encode(), expected) and bool(presented)
+    return hmac.compare_digest(presented.encode(), expected)
 
 
 def _internal_caller(request: Request, key: str | None, service_id: str | None) -> str:
