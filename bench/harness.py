@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import statistics
@@ -306,6 +307,8 @@ class Harness:
                 f"{ENV_PREFIX}REDIS_URL": self.redis_url(),
                 f"{ENV_PREFIX}KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap(),
                 f"{ENV_PREFIX}HOST": "127.0.0.1",
+                # Configured as in a deployment (no built-in key); no benchmark calls with it.
+                f"{ENV_PREFIX}INTERNAL_API_KEY": secrets.token_hex(16),
             }
         )
         env.update({f"{ENV_PREFIX}{key.upper()}": value for key, value in settings.items()})

@@ -35,7 +35,7 @@ from class_management_service.observability.metrics import Metrics
 from class_management_service.observability.routes import router as operations_router
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.reads import ReadOnlyDatabase
-from class_management_service.settings import Settings
+from class_management_service.settings import PREFIX, SHARED_INTERNAL_API_KEY, Settings
 from class_management_service.students.routes import router as students_router
 from class_management_service.workers.supervisor import Supervisor, Worker
 
@@ -157,7 +157,15 @@ def build_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = container.metrics
     app.state.health_checks = container.health_checks
     app.state.supervisor = supervisor
-    app.state.internal_api_key = settings.internal_api_key.get_secret_value().encode()
+    key = settings.internal_api_key
+    app.state.internal_api_key = key.get_secret_value().encode() if key is not None else None
+    if key is None:
+        logger.warning(
+            "no internal API key configured (%s or %sINTERNAL_API_KEY): the internal routes "
+            "refuse every caller",
+            SHARED_INTERNAL_API_KEY,
+            PREFIX,
+        )
 
     install_error_handlers(app)
     app.add_middleware(

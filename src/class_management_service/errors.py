@@ -135,11 +135,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        errors = _readable_validation_errors(exc)
+        if any(error["loc"][:1] == ["path"] for error in errors):
+            # A path that names no resource is a malformed request, on every route (the
+            # platform's clients expect 400 for an id that is not a UUID, not 404 or 422).
+            return error_response(
+                400,
+                MalformedRequest.code,
+                "The path is malformed (e.g. an id that is not a UUID).",
+                {"errors": [error for error in errors if error["loc"][:1] == ["path"]]},
+            )
         return error_response(
-            422,
-            ValidationFailed.code,
-            "The request failed validation.",
-            {"errors": _readable_validation_errors(exc)},
+            422, ValidationFailed.code, "The request failed validation.", {"errors": errors}
         )
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:

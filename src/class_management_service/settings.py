@@ -5,12 +5,18 @@ Constructing :class:`Settings` only reads variables; nothing here connects to an
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "CLASS_MANAGEMENT_SERVICE_"
+# The variable the platform hands every service its shared internal key in.
+SHARED_INTERNAL_API_KEY = "HULEEDU_INTERNAL_API_KEY"
+ROSTER_UNAUTHENTICATED_ACCESS = PREFIX + "ROSTER_UNAUTHENTICATED_ACCESS"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLASS_MANAGEMENT_SERVICE_", extra="ignore")
+    # populate_by_name: code and tests pass fields by name, the environment by alias.
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
 
     service_name: str = "class_management_service"
     database_url: str = "postgresql+asyncpg://cms@127.0.0.1:5432/class_management"
@@ -20,8 +26,15 @@ class Settings(BaseSettings):
     port: int = 5002
     log_level: str = "INFO"
 
-    # The platform's internal callers (NLP, essay lifecycle) present this key.
-    internal_api_key: SecretStr = SecretStr("dev-internal-api-key")
+    # The key the platform's internal callers (BFF, NLP, essay lifecycle) present. No default:
+    # without one (or with an empty one) the internal routes refuse every caller.
+    internal_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(PREFIX + "INTERNAL_API_KEY", SHARED_INTERNAL_API_KEY),
+    )
+    # Lets a request with neither an internal key nor X-User-ID read a class roster: what the
+    # platform's NLP service sends today. Only for a private network the gateway does not expose.
+    roster_unauthenticated_access: bool = False
 
     # Connections are opened on demand up to pool_size and then kept. No overflow by default:
     # under sustained load an overflow connection is opened and closed again per request (the
@@ -74,3 +87,8 @@ class Settings(BaseSettings):
     # cost 14 % of a GET's CPU (bench: docs/benchmarks.md), and the per-route request counts
     # and latency histograms on /metrics answer what an access log would be read for.
     access_log: bool = False
+
+    @field_validator("internal_api_key")
+    @classmethod
+    def _empty_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:
+        return key if key is not None and key.get_secret_value() else None

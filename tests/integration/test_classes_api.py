@@ -99,7 +99,7 @@ async def test_bad_requests_get_clean_401_and_422_bodies(api_client: httpx.Async
         assert_error(
             await api_client.get(f"/v1/classes/?{query}", headers=A), 422, "VALIDATION_ERROR"
         )
-    assert_error(await api_client.get("/v1/classes/not-a-uuid", headers=A), 422, "VALIDATION_ERROR")
+    assert_error(await api_client.get("/v1/classes/not-a-uuid", headers=A), 400, "BAD_REQUEST")
 
     class_path = f"/v1/classes/{uuid.uuid4()}"
     for method, path in [
@@ -127,7 +127,7 @@ async def test_a_teacher_only_ever_sees_and_changes_own_classes(
     foreign = assert_error(await api_client.get(path, headers=B), 404, "NOT_FOUND")
     missing = assert_error(await api_client.get(missing_path, headers=A), 404, "NOT_FOUND")
     assert foreign["message"] == missing["message"]
-    assert (await api_client.get("/v1/classes/", headers=B)).json()["total"] == 0
+    assert (await api_client.get("/v1/classes/", headers=B)).json()["pagination"]["total"] == 0
     assert_error(await api_client.put(path, json={"name": "B"}, headers=B), 404, "NOT_FOUND")
     assert_error(await api_client.delete(path, headers=B), 404, "NOT_FOUND")
     assert (await api_client.get(path, headers=A)).json() == created
@@ -158,14 +158,18 @@ async def test_list_paginates_filters_and_sorts(api_client: httpx.AsyncClient) -
         return body
 
     async def names(query: str) -> list[str]:
-        return [item["name"] for item in (await page(query))["items"]]
+        return [item["name"] for item in (await page(query))["classes"]]
 
     first = await page("limit=2&sort=name")
-    assert [item["name"] for item in first["items"]] == ["100%_literal", "English 9A"]
-    assert (first["total"], first["limit"], first["offset"]) == (5, 2, 0)
+    assert [item["name"] for item in first["classes"]] == ["100%_literal", "English 9A"]
+    assert first["pagination"] == {"limit": 2, "offset": 0, "returned": 2, "total": 5}
     last = await page("limit=2&offset=4&sort=name")
-    assert ([item["name"] for item in last["items"]], last["total"]) == (["Zoology"], 5)
-    assert await page("offset=10") == {"items": [], "total": 5, "limit": 50, "offset": 10}
+    assert [item["name"] for item in last["classes"]] == ["Zoology"]
+    assert last["pagination"] == {"limit": 2, "offset": 4, "returned": 1, "total": 5}
+    assert await page("offset=10") == {
+        "classes": [],
+        "pagination": {"limit": 20, "offset": 10, "returned": 0, "total": 5},
+    }
 
     assert await names("course_code=SV1&sort=name") == ["100%_literal", "Svenska 9A"]
     assert await names("q=ENGLISH&sort=-name") == ["english 9B", "English 9A"]
@@ -210,12 +214,15 @@ async def test_delete_removes_class_and_memberships_and_publishes_nothing(
     await create_student(api_client, first="Bo", class_ids=[created["id"]])
     listed = (await api_client.get("/v1/classes/", headers=A)).json()
     fetched = (await api_client.get(f"/v1/classes/{created['id']}", headers=A)).json()
-    assert listed["items"][0]["student_count"] == fetched["student_count"] == 2
+    assert listed["classes"][0]["student_count"] == fetched["student_count"] == 2
     events_before = len(await outbox_events(session_factory))
 
     response = await api_client.delete(f"/v1/classes/{created['id']}", headers=A)
 
-    assert (response.status_code, response.content) == (204, b"")
+    assert (response.status_code, response.json()) == (
+        200,
+        {"message": "Class deleted successfully"},
+    )
     gone = await api_client.get(f"/v1/classes/{created['id']}", headers=A)
     assert_error(gone, 404, "NOT_FOUND")
     student = await api_client.get(f"/v1/classes/students/{anna['id']}", headers=A)

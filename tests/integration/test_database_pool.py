@@ -61,7 +61,7 @@ async def test_requests_after_the_server_closed_every_pooled_connection_succeed(
     assert renamed.status_code == 200, renamed.text
     listed = await api_client.get("/v1/classes/", headers=headers)
     assert listed.status_code == 200
-    assert [item["name"] for item in listed.json()["items"]] == ["Pool 2"]
+    assert [item["name"] for item in listed.json()["classes"]] == ["Pool 2"]
 
 
 async def test_more_concurrent_requests_than_pooled_connections_all_succeed(

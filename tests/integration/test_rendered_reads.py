@@ -17,10 +17,9 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
-from class_management_service.classes.schemas import ClassResponse
-from class_management_service.http.pagination import Page
+from class_management_service.classes.schemas import ClassList, ClassResponse
 from class_management_service.reads import ReadOnlyDatabase
-from class_management_service.students.schemas import StudentResponse
+from class_management_service.students.schemas import StudentList, StudentResponse
 from tests.integration.class_api_helpers import create_class, create_student, teacher
 
 pytestmark = pytest.mark.postgres
@@ -37,6 +36,12 @@ def assert_renders(model: type[BaseModel], body: dict[str, Any]) -> None:
         assert TIMESTAMP.match(body[field]), body[field]
     if model is StudentResponse:
         assert set(body["person_name"]) == {"first_name", "last_name", "legal_full_name"}
+        # The flat names (the platform's clients) are the nested ones.
+        assert (body["first_name"], body["last_name"]) == (
+            body["person_name"]["first_name"],
+            body["person_name"]["last_name"],
+        )
+        assert body["full_name"] == f"{body['first_name']} {body['last_name']}"
 
 
 async def test_every_route_renders_a_class_the_same_valid_way(
@@ -70,8 +75,9 @@ async def test_every_route_renders_a_class_the_same_valid_way(
 
     page = await api_client.get("/v1/classes/", headers=A)
     assert page.headers["content-type"] == "application/json"
-    Page[ClassResponse].model_validate_json(page.content)
-    assert page.json()["items"] == [renamed.json() | {"student_count": 1}]
+    ClassList.model_validate_json(page.content)
+    assert set(page.json()) == {"classes", "pagination"}
+    assert page.json()["classes"] == [renamed.json() | {"student_count": 1}]
 
 
 async def test_every_route_renders_a_student_the_same_valid_way(
@@ -102,10 +108,12 @@ async def test_every_route_renders_a_student_the_same_valid_way(
     }
 
     everyone = await api_client.get("/v1/classes/students?sort=name", headers=A)
-    Page[StudentResponse].model_validate_json(everyone.content)
-    assert everyone.json()["items"] == [lonely, member]
+    StudentList.model_validate_json(everyone.content)
+    assert set(everyone.json()) == {"students", "pagination"}
+    assert everyone.json()["students"] == [lonely, member]
     in_class = await api_client.get(f"/v1/classes/{class_ids[0]}/students", headers=A)
-    assert in_class.json()["items"] == [member]
+    StudentList.model_validate_json(in_class.content)
+    assert in_class.json()["students"] == [member]
 
 
 @pytest.mark.parametrize(
@@ -124,11 +132,12 @@ async def test_pages_carry_their_items_in_order_and_the_total(
     ids = [(await create_class(api_client, name=name))["id"] for name in names]
     response = await api_client.get(f"/v1/classes/?sort=name&{query}", headers=A)
     body = json.loads(response.content)
-    assert [item["id"] for item in body["items"]] == [ids[n] for n in expected["ids"]]
-    assert body["total"] == expected["total"]
+    assert [item["id"] for item in body["classes"]] == [ids[n] for n in expected["ids"]]
+    assert body["pagination"]["total"] == expected["total"]
+    assert body["pagination"]["returned"] == len(expected["ids"])
     empty = await api_client.get(f"/v1/classes/?{query}", headers=teacher("nobody"))
-    assert empty.json()["items"] == []
-    assert empty.json()["total"] == 0
+    assert empty.json()["classes"] == []
+    assert empty.json()["pagination"]["total"] == empty.json()["pagination"]["returned"] == 0
 
 
 async def _backends(admin: asyncpg.Connection, database: str) -> int:

@@ -68,7 +68,7 @@ async def test_import_creates_members_and_events_and_a_reimport_changes_nothing(
     assert report["rows"][0]["email"] == "anna@example.com"
     assert report["rows"][3]["reason"] == "first_name is empty"
     roster = await api_client.get(f"/v1/classes/{school_class['id']}/students", headers=A)
-    assert {s["id"] for s in roster.json()["items"]} == {
+    assert {s["id"] for s in roster.json()["students"]} == {
         r["student_id"] for r in report["rows"][:3]
     }
     events = await outbox_events(session_factory, topics.STUDENT_CREATED)
@@ -154,8 +154,8 @@ async def test_email_less_rows_are_matched_by_name_so_reimports_are_idempotent(
     # The same student, who now has an e-mail (and the file's spelling).
     assert _statuses(later.json()) == [(2, "updated")]
     listed = (await api_client.get(f"/v1/classes/{school_class['id']}/students", headers=A)).json()
-    assert listed["total"] == 1
-    assert listed["items"][0]["email"] == "cecilia@x.se"
+    assert listed["pagination"]["total"] == 1
+    assert listed["students"][0]["email"] == "cecilia@x.se"
 
 
 async def test_report_can_list_only_rejected_rows(api_client: httpx.AsyncClient) -> None:
@@ -207,7 +207,7 @@ async def test_unusable_requests_get_clean_4xx_and_change_nothing(
             "VALIDATION_ERROR",
         ),
         (path, {"content": too_many, "headers": CSV}, 413, "PAYLOAD_TOO_LARGE"),
-        (_import_path("not-a-uuid"), {"content": ROSTER, "headers": CSV}, 422, "VALIDATION_ERROR"),
+        (_import_path("not-a-uuid"), {"content": ROSTER, "headers": CSV}, 400, "BAD_REQUEST"),
     ]
     for url, request, status, code in cases:
         assert_error(await api_client.post(url, **request), status, code)

@@ -209,10 +209,10 @@ def _cases(class_id: str) -> list[Hostile]:
             b"--xyz\r\nContent-Disposition: form-data; name=file\r\n\r\nA,B",
             {**TEACHER, "Content-Type": "multipart/form-data; boundary=abc"},
         ),
-        Hostile("invalid UTF-8 in the path", 422, "GET", "/v1/classes/%FF%FE", None, TEACHER),
+        Hostile("invalid UTF-8 in the path", 400, "GET", "/v1/classes/%FF%FE", None, TEACHER),
         Hostile(
             "10,000-character path segment",
-            422,
+            400,
             "GET",
             "/v1/classes/" + "a" * 10_000,
             None,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
 from class_management_service.classes import service
 from class_management_service.classes.schemas import (
     ClassCreate,
+    ClassDeleted,
+    ClassList,
     ClassResponse,
     ClassSort,
     ClassUpdate,
@@ -19,7 +21,7 @@ from class_management_service.courses.models import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText
-from class_management_service.http.pagination import Page, PageQuery
+from class_management_service.http.pagination import PageQuery
 from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
@@ -41,7 +43,7 @@ async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> Js
 
 @router.get(
     "/",
-    response_model=Page[ClassResponse],
+    response_model=ClassList,
     summary="List own classes",
     description="The calling teacher's classes, filtered, sorted and paginated.",
 )
@@ -92,13 +94,13 @@ async def update_class(
 
 @router.delete(
     "/{class_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
     summary="Delete a class",
     description=(
         "Deletes the class and its memberships (the students themselves stay), and the essay "
-        "associations recorded for the class. Publishes no event (the contract has none)."
+        "associations recorded for the class. Answers 200 with a message (the platform's "
+        "clients read a JSON body). Publishes no event (the contract has none)."
     ),
 )
-async def delete_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> None:
+async def delete_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> ClassDeleted:
     await service.delete_class(uow, teacher_id, class_id)
+    return ClassDeleted()

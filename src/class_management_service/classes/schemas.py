@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from class_management_service.courses.models import CourseCode
+from class_management_service.http.pagination import Pagination
 
 # C0/C1 control characters (tabs and newlines included): never part of a name, and NUL cannot
 # be stored by PostgreSQL at all (it would surface as a 500 instead of a 422).
@@ -77,6 +78,17 @@ class ClassResponse(BaseModel):
     student_count: int = Field(ge=0, description="Students currently in the class.")
     created_at: datetime
     updated_at: datetime
+
+
+class ClassList(BaseModel):
+    """One page of the teacher's classes (the platform's list envelope)."""
+
+    classes: list[ClassResponse]
+    pagination: Pagination
+
+
+class ClassDeleted(BaseModel):
+    message: Literal["Class deleted successfully"] = "Class deleted successfully"
 
 
 class ClassSort(enum.StrEnum):

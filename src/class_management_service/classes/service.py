@@ -119,13 +119,14 @@ async def list_classes(
     course_code: CourseCode | None = None,
     name_contains: str | None = None,
 ) -> str:
-    """A :class:`Page` of :class:`ClassResponse`, as JSON."""
+    """A :class:`ClassList` page, as JSON."""
     query = _list_queries(sort, course_code is not None, bool(name_contains))
     async with db.connection() as connection:
         return await fetch_page(
             connection,
             query,
             page,
+            "classes",
             teacher_id=teacher_id,
             course_code=course_code.value if course_code is not None else None,
             name=contains(name_contains) if name_contains else None,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from class_management_service.errors import Unauthorized
+from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
 
 
 # Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
@@ -26,23 +28,81 @@ async def _teacher_id(
 TeacherId = Annotated[str, Depends(_teacher_id)]
 
 
-async def _internal_service(
-    request: Request,
-    x_internal_api_key: Annotated[
-        str | None, Header(description="Shared secret of internal platform callers.")
-    ] = None,
-    x_service_id: Annotated[
-        str | None, Header(description="Name of the calling service.", max_length=255)
-    ] = None,
-) -> str:
-    expected: bytes = request.app.state.internal_api_key
-    presented = (x_internal_api_key or "").encode()
+_KeyHeader = Annotated[
+    str | None, Header(description="Shared secret of internal platform callers.")
+]
+_ServiceIdHeader = Annotated[
+    str | None, Header(description="Name of the calling service.", max_length=255)
+]
+
+
+def _key_matches(request: Request, presented: str) -> bool:
+    """Whether ``presented`` is the configured internal key; never when none is configured
+    (an empty presented key cannot equal the non-empty configured one)."""
+    expected: bytes | None = request.app.state.internal_api_key
+    if not expected:
+        return False  # no key configured: internal routes fail closed
     # Constant-time comparison: response timing must not reveal how much of the key matched.
-    key_ok = hmac.compare_digest(presented, expected)
-    if not key_ok or not x_service_id:
+    return hmac.compare_digest(presented.encode(), expected)
+
+
+def _internal_caller(request: Request, key: str | None, service_id: str | None) -> str:
+    if key is None or not service_id or not _key_matches(request, key):
         # Never echo or log the presented key.
         raise Unauthorized("Valid X-Internal-API-Key and X-Service-ID headers are required.")
-    return x_service_id
+    return service_id
+
+
+async def _internal_service(
+    request: Request,
+    x_internal_api_key: _KeyHeader = None,
+    x_service_id: _ServiceIdHeader = None,
+) -> str:
+    return _internal_caller(request, x_internal_api_key, x_service_id)
 
 
 InternalService = Annotated[str, Depends(_internal_service)]
+
+
+@dataclass(frozen=True, slots=True)
+class RosterReader:
+    """Who reads a class roster: ``teacher_id`` set means only that teacher's own classes."""
+
+    teacher_id: str | None
+
+
+async def _roster_reader(
+    request: Request,
+    x_internal_api_key: _KeyHeader = None,
+    x_service_id: _ServiceIdHeader = None,
+    x_user_id: Annotated[
+        str | None,
+        Header(
+            description="A teacher (via the gateway): only their own classes' rosters.",
+            max_length=255,
+        ),
+    ] = None,
+) -> RosterReader:
+    """An internal service (key + service id), a teacher, or (only where the operator allowed
+    it) a caller with neither: the platform's NLP client sends no credentials at all.
+
+    Credentials that are presented must be valid: a wrong key or an empty X-User-ID is a 401
+    even where anonymous reads are allowed, so presenting something never grants more than
+    presenting nothing, and a misconfigured caller finds out.
+    """
+    if x_internal_api_key is not None:
+        _internal_caller(request, x_internal_api_key, x_service_id)
+        return RosterReader(teacher_id=None)
+    if x_user_id is not None:
+        return RosterReader(teacher_id=await _teacher_id(x_user_id))
+    if request.app.state.settings.roster_unauthenticated_access:
+        return RosterReader(teacher_id=None)
+    raise Unauthorized(
+        "Send X-Internal-API-Key and X-Service-ID, or X-User-ID of the class's teacher. "
+        "Callers without credentials (the platform's NLP service) need "
+        f"{ROSTER_UNAUTHENTICATED_ACCESS}=true, on a private network only.",
+        {"setting": ROSTER_UNAUTHENTICATED_ACCESS},
+    )
+
+
+RosterAccess = Annotated[RosterReader, Depends(_roster_reader)]

@@ -4,7 +4,8 @@ every list route.
 A page is one statement (:func:`page_query`), compiled once per filter combination and run
 straight on asyncpg: PostgreSQL renders the items as JSON (:func:`reads.json_rows`) and counts
 the total only when the page itself does not prove it (first page, not full); :func:`fetch_page`
-puts them in a :class:`Page`.
+puts them in the platform's list envelope, ``{"<items>": [...], "pagination": {...}}``
+(:class:`Pagination`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Query
@@ -31,12 +32,11 @@ from sqlalchemy import (
 
 from class_management_service.reads import RawQuery, json_rows
 
-DEFAULT_LIMIT = 50
+# The platform's own service pages by 20 when no limit is given.
+DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
 # Far beyond any real roster, and keeps OFFSET well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000
-
-ItemT = TypeVar("ItemT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +57,13 @@ async def _page_request(  # async: a plain `def` dependency would run in the thr
 PageQuery = Annotated[PageRequest, Depends(_page_request)]
 
 
-class Page(BaseModel, Generic[ItemT]):
-    """One page of a list, with the total number of matching items."""
+class Pagination(BaseModel):
+    """Where a page lies in the list (every list response carries it as ``pagination``)."""
 
-    items: list[ItemT]
-    total: int = Field(ge=0, description="Number of items matching the filters, on all pages.")
-    limit: int = Field(ge=1)
+    limit: int = Field(ge=1, le=MAX_LIMIT)
     offset: int = Field(ge=0)
+    returned: int = Field(ge=0, le=MAX_LIMIT, description="Items on this page.")
+    total: int = Field(ge=0, description="Items matching the filters, on all pages.")
 
 
 def order_by(
@@ -85,7 +85,8 @@ def contains(text: str) -> str:
 
 def page_query(statement: Select[Any], ordering: Sequence[SQLColumnExpression[Any]]) -> RawQuery:
     """A list statement as one compiled query for :func:`fetch_page`: a single row holding the
-    requested page's items as JSON (``limit``/``offset`` parameters) and the total they match.
+    requested page's items as JSON (``limit``/``offset`` parameters), how many they are and the
+    total the filters match.
 
     The total is counted only when the page does not prove it (a first page that is not full);
     ``CASE`` runs the count's sub-plan only in that branch. One statement, one round trip.
@@ -105,17 +106,26 @@ def page_query(statement: Select[Any], ordering: Sequence[SQLColumnExpression[An
     return RawQuery.of(
         select(
             func.coalesce(items, literal_column("''")).label("items"),
+            on_page.label("returned"),
             case((proven, on_page), else_=everything).label("total"),
         )
     )
 
 
 async def fetch_page(
-    connection: asyncpg.Connection, query: RawQuery, page: PageRequest, **values: Any
+    connection: asyncpg.Connection,
+    query: RawQuery,
+    page: PageRequest,
+    items_key: str,
+    **values: Any,
 ) -> str:
-    """A :class:`Page` as JSON: ``query`` comes from :func:`page_query`, ``values`` fill its
-    filters' parameters."""
+    """A page as JSON, its items under ``items_key`` (``classes``, ``students``) and a
+    :class:`Pagination`: ``query`` comes from :func:`page_query`, ``values`` fill its filters'
+    parameters."""
     row = await query.fetchrow(connection, limit=page.limit, offset=page.offset, **values)
     assert row is not None  # aggregates: always one row
-    items, total = row
-    return f'{{"items":[{items}],"total":{total},"limit":{page.limit},"offset":{page.offset}}}'
+    items, returned, total = row
+    pagination = (
+        f'{{"limit":{page.limit},"offset":{page.offset},"returned":{returned},"total":{total}}}'
+    )
+    return f'{{"{items_key}":[{items}],"pagination":{pagination}}}'

@@ -1,7 +1,8 @@
 """Routes for the platform's services (NLP roster, batch/essay lookups).
 
 Callers authenticate with ``X-Internal-API-Key`` (compared in constant time) and name
-themselves in ``X-Service-ID``; there is no teacher scoping.
+themselves in ``X-Service-ID``; there is no teacher scoping. The roster also answers teachers
+(their own classes) and, where the operator allows it, callers without credentials.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
-from class_management_service.http.identity import InternalService
+from class_management_service.http.identity import InternalService, RosterAccess
 from class_management_service.internal import service
 from class_management_service.internal.schemas import (
     BatchClassInfo,
@@ -20,6 +21,7 @@ from class_management_service.internal.schemas import (
     EssayAssociation,
     EssayStudentName,
 )
+from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
 from class_management_service.unit_of_work import Uow
 
 router = APIRouter(tags=["internal"], responses=ERROR_RESPONSES)
@@ -32,11 +34,17 @@ MAX_BATCH_IDS = 500
     summary="Class roster for author matching (NLP service)",
     description=(
         "Every student of the class, sorted by last and first name. `full_legal_name` falls "
-        "back to first and last name when no legal name is recorded."
+        "back to first and last name when no legal name is recorded.\n\n"
+        "Callers: an internal service (`X-Internal-API-Key` + `X-Service-ID`, any class); a "
+        "teacher through the gateway (`X-User-ID`: only their own classes, another teacher's "
+        "class is a 404); a request with neither only when the operator set "
+        f"`{ROSTER_UNAUTHENTICATED_ACCESS}=true` (the platform's NLP client sends no "
+        "credentials), otherwise 401. Presented credentials must be valid (a wrong key is a "
+        "401 even then)."
     ),
 )
-async def class_roster(class_id: uuid.UUID, _caller: InternalService, uow: Uow) -> ClassRoster:
-    return await service.class_roster(uow.session, class_id)
+async def class_roster(class_id: uuid.UUID, reader: RosterAccess, uow: Uow) -> ClassRoster:
+    return await service.class_roster(uow.session, class_id, teacher_id=reader.teacher_id)
 
 
 @router.get(
@@ -75,7 +83,7 @@ async def batches_class_info(
     ),
 )
 async def batch_student_names(
-    batch_id: str, _caller: InternalService, uow: Uow
+    batch_id: uuid.UUID, _caller: InternalService, uow: Uow
 ) -> list[EssayStudentName]:
     return await service.batch_student_names(uow.session, batch_id)
 
@@ -85,5 +93,7 @@ async def batch_student_names(
     summary="The association of one essay",
     description="404 when the service holds no association for the essay.",
 )
-async def essay_association(essay_id: str, _caller: InternalService, uow: Uow) -> EssayAssociation:
+async def essay_association(
+    essay_id: uuid.UUID, _caller: InternalService, uow: Uow
+) -> EssayAssociation:
     return await service.essay_association(uow.session, essay_id)

@@ -1,8 +1,9 @@
 """Read-only lookups for the platform's services (no teacher scoping: callers are trusted).
 
 Batch and essay ids belong to other services and are not always UUIDs (single-essay flows use
-ids such as ``single-essay-batch``); such an id can have no association here, so it simply
-matches nothing instead of being an error.
+ids such as ``single-essay-batch``). Such an id can have no association here: in the
+``batch_ids`` list it simply matches nothing; as a path id it is a malformed request (400), the
+rule every route follows.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ def as_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-async def class_roster(session: AsyncSession, class_id: uuid.UUID) -> ClassRoster:
-    if await session.scalar(select(SchoolClass.id).where(SchoolClass.id == class_id)) is None:
+async def class_roster(
+    session: AsyncSession, class_id: uuid.UUID, *, teacher_id: str | None
+) -> ClassRoster:
+    """``teacher_id``: only that teacher's class (another teacher's is as missing as none)."""
+    owned = select(SchoolClass.id).where(SchoolClass.id == class_id)
+    if teacher_id is not None:
+        owned = owned.where(SchoolClass.created_by_user_id == teacher_id)
+    if await session.scalar(owned) is None:
         raise class_not_found(class_id)
     rows = await session.execute(
         select(
@@ -70,11 +77,8 @@ async def class_roster(session: AsyncSession, class_id: uuid.UUID) -> ClassRoste
     )
 
 
-async def batch_student_names(session: AsyncSession, batch_id: str) -> list[EssayStudentName]:
+async def batch_student_names(session: AsyncSession, batch_id: uuid.UUID) -> list[EssayStudentName]:
     """The author of each essay of the batch that has one (suggested or confirmed)."""
-    batch_uuid = as_uuid(batch_id)
-    if batch_uuid is None:
-        return []
     rows = await session.execute(
         select(
             EssayStudentAssociation.essay_id,
@@ -84,7 +88,7 @@ async def batch_student_names(session: AsyncSession, batch_id: str) -> list[Essa
             _LEGAL_OR_FULL_NAME.label("legal_full_name"),
         )
         .join(Student, Student.id == EssayStudentAssociation.student_id)
-        .where(EssayStudentAssociation.batch_id == batch_uuid)
+        .where(EssayStudentAssociation.batch_id == batch_id)
         .order_by(EssayStudentAssociation.essay_id)
     )
     return [
@@ -101,17 +105,12 @@ async def batch_student_names(session: AsyncSession, batch_id: str) -> list[Essa
     ]
 
 
-async def essay_association(session: AsyncSession, essay_id: str) -> EssayAssociation:
-    essay_uuid = as_uuid(essay_id)
-    association = (
-        await session.scalar(
-            select(EssayStudentAssociation).where(EssayStudentAssociation.essay_id == essay_uuid)
-        )
-        if essay_uuid is not None
-        else None
+async def essay_association(session: AsyncSession, essay_id: uuid.UUID) -> EssayAssociation:
+    association = await session.scalar(
+        select(EssayStudentAssociation).where(EssayStudentAssociation.essay_id == essay_id)
     )
     if association is None:
-        raise NotFound("No association for this essay.", {"essay_id": essay_id[:100]})
+        raise NotFound("No association for this essay.", {"essay_id": str(essay_id)})
     return EssayAssociation.model_validate(association, from_attributes=True)
 
 

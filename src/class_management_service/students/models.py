@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import Computed, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.db import Base, TimestampMixin
@@ -10,15 +10,21 @@ from class_management_service.db import Base, TimestampMixin
 
 class Student(TimestampMixin, Base):
     __tablename__ = "students"
-    # A teacher's student email is unique per teacher (NULL emails never collide in PostgreSQL).
+    # A teacher's student e-mail is unique per teacher in its normalised form (NULL e-mails
+    # never collide in PostgreSQL).
     __table_args__ = (
-        UniqueConstraint("created_by_user_id", "email", name="uq_students_owner_email"),
+        UniqueConstraint("created_by_user_id", "email_key", name="uq_students_owner_email_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     legal_full_name: Mapped[str | None] = mapped_column(String(255))
-    # Stored lower-cased by the service so uniqueness is case-insensitive.
+    # Stored normalised by the service (students.schemas.email_key).
     email: Mapped[str | None] = mapped_column(String(255))
+    # Written by the database from ``email`` with the same rule (migration 0002), so the
+    # uniqueness holds whoever writes a row.
+    email_key: Mapped[str | None] = mapped_column(
+        Text, Computed("normalized_email(email)", persisted=True)
+    )
     created_by_user_id: Mapped[str] = mapped_column(String(255), index=True)

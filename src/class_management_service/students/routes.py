@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -22,13 +22,15 @@ from class_management_service.errors import (
 )
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText
-from class_management_service.http.pagination import Page, PageQuery
+from class_management_service.http.pagination import PageQuery
 from class_management_service.students import service
 from class_management_service.students.importer import COLUMN_ALIASES, MAX_ROWS, parse_roster
 from class_management_service.students.schemas import (
     ImportReportRows,
     RosterImportReport,
     StudentCreate,
+    StudentDeleted,
+    StudentList,
     StudentResponse,
     StudentSort,
     StudentUpdate,
@@ -61,8 +63,8 @@ SearchQuery = Annotated[
         "Creates a student owned by the calling teacher, optionally in some of the teacher's "
         "classes (`class_ids`; another teacher's class is a 404), and publishes "
         "`StudentCreatedV1` (`huleedu.class.student.created.v1`) in the same transaction. "
-        "The e-mail is stored trimmed and lower-cased; one teacher cannot have two students "
-        "with the same e-mail (409)."
+        "The e-mail is stored normalised (NFKC, case-folded, invisible characters removed); "
+        "one teacher cannot have two students whose e-mails are equal in that form (409)."
     ),
 )
 async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
@@ -71,7 +73,7 @@ async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -
 
 @router.get(
     STUDENTS,
-    response_model=Page[StudentResponse],
+    response_model=StudentList,
     summary="List own students",
     description=(
         "The calling teacher's students, filtered, sorted and paginated. `class_id` narrows the "
@@ -121,22 +123,22 @@ async def update_student(
 
 @router.delete(
     f"{STUDENTS}/{{student_id}}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
     summary="Delete a student",
     description=(
-        "Deletes the student and their class memberships. A student recorded as the author "
-        "of essays (essay-student associations) cannot be deleted: 409. Publishes no event "
-        "(the contract has none)."
+        "Deletes the student and their class memberships; answers 200 with a message (the "
+        "platform's clients read a JSON body). A student recorded as the author of essays "
+        "(essay-student associations) cannot be deleted: 409. Publishes no event (the contract "
+        "has none)."
     ),
 )
-async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> None:
+async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> StudentDeleted:
     await service.delete_student(uow, teacher_id, student_id)
+    return StudentDeleted()
 
 
 @router.get(
     "/v1/classes/{class_id}/students",
-    response_model=Page[StudentResponse],
+    response_model=StudentList,
     summary="List the students of a class",
     description="Like `GET /v1/classes/students?class_id=...`, but 404 for a class not owned.",
 )
@@ -194,10 +196,11 @@ async def _csv_upload(request: Request) -> bytes:
         "case-insensitively with spaces/hyphens read as underscores: "
         f"{_HEADER_DOC}. `first_name` and `last_name` are required; other columns are ignored "
         f"(and listed in `ignored_columns`). At most {MAX_ROWS} rows.\n\n"
-        "**Matching**: a row with an e-mail is the teacher's student with that e-mail (stored "
-        "lower-cased); if none exists but exactly one class member of the same name has no "
-        "e-mail, the e-mail is given to that student. A row without an e-mail is the class "
-        "member with the same first and last name (case-insensitive), else a new student. "
+        "**Matching**: a row with an e-mail is the teacher's student with that e-mail "
+        "(compared normalised, as on create); if none exists but exactly one class member of "
+        "the same name has no e-mail, the e-mail is given to that student. A row without an "
+        "e-mail is the class member with the same first and last name (case-insensitive), else "
+        "a new student. "
         "Empty cells never erase stored values.\n\n"
         "**Rows rejected** (the rest still imports): empty or too long names, invalid e-mail, "
         "extra fields, an e-mail repeated in the file (the first row wins), a row without "

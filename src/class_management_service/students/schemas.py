@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -11,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from class_management_service.classes.schemas import storable_text
+from class_management_service.http.pagination import Pagination
 
 NAME_MAX_LENGTH = 100
 LEGAL_NAME_MAX_LENGTH = 255
@@ -22,10 +24,33 @@ MAX_CLASS_IDS = 100
 # identifier here, never mailed to, and over-strict checks reject real international addresses.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
+# Unicode's Default_Ignorable_Code_Point characters (zero-width spaces and joiners, soft hyphen,
+# direction marks, variation selectors, tags...): invisible, so never what tells two addresses
+# apart. The same class (a regex both Python and PostgreSQL read) is in the database's
+# normalized_email() of migration 0002; tests check the two functions agree.
+INVISIBLE_CHARACTERS = (
+    "[\\u00AD\\u034F\\u061C\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u200B-\\u200F"
+    "\\u202A-\\u202E\\u2060-\\u206F\\u3164\\uFE00-\\uFE0F\\uFEFF\\uFFA0\\uFFF0-\\uFFF8"
+    "\\U0001BCA0-\\U0001BCA3\\U0001D173-\\U0001D17A\\U000E0000-\\U000E0FFF]"
+)
+_INVISIBLE = re.compile(INVISIBLE_CHARACTERS)
+# What PostgreSQL's btrim is given: ASCII whitespace (NFKC has made other spaces U+0020).
+_TRIMMED = " \t\n\r\f\v"
+
+
+def email_key(raw: str) -> str:
+    """The form two addresses are compared in, the same as the database's
+    ``normalized_email()``: invisible characters removed, NFKC (fullwidth letters, ligatures,
+    composed/decomposed accents become one form), trimmed, case-folded (upper then lower case:
+    ``ß`` and ``SS`` meet), NFKC again (case mapping may decompose)."""
+    text = _INVISIBLE.sub("", unicodedata.normalize("NFKC", _INVISIBLE.sub("", raw)))
+    return unicodedata.normalize("NFKC", text.strip(_TRIMMED).upper().lower())
+
 
 def normalize_email(raw: str) -> str:
-    """Trimmed and lower-cased, so one address is one student per teacher however it is typed."""
-    email = storable_text(raw.strip().lower())
+    """The address in its :func:`email_key` form, so one address is one student per teacher
+    however it is typed (the database enforces it too)."""
+    email = storable_text(email_key(raw))
     if len(email) > EMAIL_MAX_LENGTH:
         raise ValueError(f"must be at most {EMAIL_MAX_LENGTH} characters")
     if not _EMAIL.fullmatch(email):
@@ -47,7 +72,10 @@ Email = Annotated[
     str,
     Field(
         max_length=EMAIL_MAX_LENGTH,
-        description="Stored trimmed and lower-cased; unique among one teacher's students.",
+        description=(
+            "Stored normalised (NFKC, case-folded, invisible characters removed); unique among "
+            "one teacher's students in that form."
+        ),
         examples=["anna.svensson@example.com"],
     ),
     AfterValidator(normalize_email),
@@ -64,6 +92,14 @@ class PersonName(BaseModel):
     legal_full_name: LegalFullName | None = Field(default=None, examples=["Anna Maria Svensson"])
 
 
+class PersonNameUpdate(BaseModel):
+    """The name fields to change; those left out (or null) keep their value."""
+
+    first_name: NamePart | None = Field(default=None, examples=["Anna"])
+    last_name: NamePart | None = Field(default=None, examples=["Berg"])
+    legal_full_name: LegalFullName | None = Field(default=None, examples=["Anna Maria Berg"])
+
+
 class StudentCreate(BaseModel):
     person_name: PersonName
     email: Email | None = None
@@ -76,7 +112,7 @@ class StudentUpdate(BaseModel):
     ``person_name`` changes only the name fields it contains.
     """
 
-    person_name: PersonName | None = None
+    person_name: PersonNameUpdate | None = None
     email: Email | None = None
     add_class_ids: ClassIds | None = None
     remove_class_ids: ClassIds | None = None
@@ -100,12 +136,28 @@ class PersonNameResponse(BaseModel):
 
 
 class StudentResponse(BaseModel):
+    """The nested ``person_name`` and, for the platform's clients, the same names flat."""
+
     id: uuid.UUID
+    full_name: str = Field(description="First and last name.", examples=["Anna Svensson"])
+    first_name: str
+    last_name: str
     person_name: PersonNameResponse
     email: str | None
     class_ids: list[uuid.UUID] = Field(description="The student's classes (sorted by id).")
     created_at: datetime
     updated_at: datetime
+
+
+class StudentList(BaseModel):
+    """One page of the teacher's students (the platform's list envelope)."""
+
+    students: list[StudentResponse]
+    pagination: Pagination
+
+
+class StudentDeleted(BaseModel):
+    message: Literal["Student deleted successfully"] = "Student deleted successfully"
 
 
 class StudentSort(enum.StrEnum):

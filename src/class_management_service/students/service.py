@@ -112,7 +112,8 @@ def _unique(ids: Iterable[uuid.UUID] | None) -> list[uuid.UUID]:
 
 def _owned_students() -> Select[Any]:
     """Student rows shaped like :class:`StudentResponse` (its field names, nesting and JSON
-    forms), class ids included, in one query; parameter ``teacher_id``."""
+    forms: the names both flat and nested), class ids included, in one query; parameter
+    ``teacher_id``."""
     names = (
         select(Student.first_name, Student.last_name, Student.legal_full_name)
         .correlate(Student)
@@ -129,6 +130,9 @@ def _owned_students() -> Select[Any]:
     )
     return select(
         Student.id,
+        (Student.first_name + " " + Student.last_name).label("full_name"),
+        Student.first_name,
+        Student.last_name,
         person_name.label("person_name"),
         Student.email,
         # array_agg over no memberships is NULL; the response has an empty list.
@@ -200,8 +204,8 @@ async def list_students(
     class_id: uuid.UUID | None = None,
     search: str | None = None,
 ) -> str:
-    """A :class:`Page` of the teacher's students (:class:`StudentResponse`) as JSON;
-    ``class_id`` narrows to one class (another teacher's: empty)."""
+    """A :class:`StudentList` page of the teacher's students as JSON; ``class_id`` narrows to
+    one class (another teacher's: empty)."""
     async with db.connection() as connection:
         return await _list_students(connection, teacher_id, page, sort, class_id, search)
 
@@ -219,6 +223,7 @@ async def _list_students(
         connection,
         query,
         page,
+        "students",
         teacher_id=teacher_id,
         class_id=class_id,
         pattern=contains(search) if search else None,
@@ -259,7 +264,7 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
             email=request.email,
             created_by_user_id=teacher_id,
         )
-        .on_conflict_do_nothing(index_elements=[Student.created_by_user_id, Student.email])
+        .on_conflict_do_nothing(index_elements=[Student.created_by_user_id, Student.email_key])
         .returning(Student.id)
     )
     if student_id is None:
@@ -503,13 +508,25 @@ async def _students_by_email(
             Student.legal_full_name,
             Student.email,
             in_class.label("in_class"),
+            Student.email_key,
         ).where(
             Student.created_by_user_id == teacher_id,
-            # One array parameter, not one bind per e-mail (PostgreSQL caps binds at 32767).
-            Student.email == any_(bindparam("emails", list(emails), type_=ARRAY(String))),
+            # The roster's e-mails are in key form already (normalize_email). One array
+            # parameter, not one bind per e-mail (PostgreSQL caps binds at 32767).
+            Student.email_key == any_(bindparam("emails", list(emails), type_=ARRAY(String))),
         )
     )
-    return {row.email: ExistingStudent(**row._asdict()) for row in rows}
+    return {
+        row.email_key: ExistingStudent(
+            id=row.id,
+            first_name=row.first_name,
+            last_name=row.last_name,
+            legal_full_name=row.legal_full_name,
+            email=row.email,
+            in_class=row.in_class,
+        )
+        for row in rows
+    }
 
 
 async def _class_members(
