@@ -56,7 +56,9 @@ def trace_carrier(values: Mapping[str, object] | None) -> dict[str, str]:
     if not values:
         return {}
     return {
-        key: value for key, value in values.items() if key in TRACE_FIELDS and isinstance(value, str)
+        key: value
+        for key, value in values.items()
+        if key in TRACE_FIELDS and isinstance(value, str)
     }
 
 
