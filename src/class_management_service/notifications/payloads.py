@@ -106,7 +106,10 @@ def students_imported_to_class(
             "students_added": students_added,
             "class_id": str(class_id),
             "class_designation": class_name,
-            "message": f"{students_added} students added to class '{class_name}' by roster import",
+            "message": (
+                f"{students_added} student{'' if students_added == 1 else 's'} added to class "
+                f"'{class_name}' by roster import"
+            ),
         },
         correlation_id=str(correlation_id),
         class_id=str(class_id),
