@@ -226,16 +226,16 @@ async def test_a_value_the_table_refuses_isolates_only_its_event(session_factory
     roster = await seed_roster(session_factory)
     student = roster.student_ids[0]
     good_before = event(roster.class_id, [essay(uuid.uuid4(), [(student, 0.6)])])
-    # filename is VARCHAR(500): PostgreSQL refuses the whole multi-row INSERT.
-    too_long = event(roster.class_id, [essay(uuid.uuid4(), [(student, 0.6)], "x" * 501)])
+    # PostgreSQL cannot store a NUL character in text: it refuses the whole multi-row INSERT.
+    refused = event(roster.class_id, [essay(uuid.uuid4(), [(student, 0.6)], "essay\x00.docx")])
     good_after = event(roster.class_id, [essay(uuid.uuid4(), [])])
 
-    result = await AuthorMatchIngestion(session_factory).ingest([good_before, too_long, good_after])
+    result = await AuthorMatchIngestion(session_factory).ingest([good_before, refused, good_after])
 
     assert sorted(result.applied) == sorted([good_before.event_id, good_after.event_id])
-    assert set(result.poisoned) == {too_long.event_id}
-    assert result.poisoned[too_long.event_id].reason == "data_error"
-    assert "StringDataRightTruncation" in result.poisoned[too_long.event_id].error
+    assert set(result.poisoned) == {refused.event_id}
+    assert result.poisoned[refused.event_id].reason == "data_error"
+    assert "SQLSTATE 22021" in result.poisoned[refused.event_id].error
     assert await processed_event_ids(session_factory) == {good_before.event_id, good_after.event_id}
     assert await count_associations(session_factory) == 2
 

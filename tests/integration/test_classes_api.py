@@ -67,8 +67,7 @@ async def test_create_returns_the_class_and_queues_class_created(
         "English 5",
         0,
     )
-    (event,) = await outbox_events(session_factory)
-    assert event.topic == topics.CLASS_CREATED
+    (event,) = await outbox_events(session_factory, topics.CLASS_CREATED)
     assert event.message_key == event.aggregate_id == body["id"]
     assert event.envelope["correlation_id"] == correlation_id
     data = dict(event.envelope["data"])

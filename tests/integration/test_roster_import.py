@@ -101,7 +101,8 @@ async def test_import_creates_members_and_events_and_a_reimport_changes_nothing(
     assert [row["student_id"] for row in again.json()["rows"]] == [
         row["student_id"] for row in report["rows"]
     ]
-    assert len(await outbox_events(session_factory)) == 1 + 3  # ClassCreated + 3 creations
+    # ClassCreated + 3 creations, and one notification each for the class and the first import.
+    assert len(await outbox_events(session_factory)) == 1 + 3 + 2
     assert await count_rows(session_factory, Student) == 3
 
 

@@ -24,6 +24,7 @@ from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
+from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
@@ -110,8 +111,17 @@ async def rows_of(
 
 
 async def outbox(session_factory: SessionFactory) -> list[OutboxEvent]:
+    """The StudentAssociationsConfirmedV1 events (teacher notifications are tested elsewhere)."""
     async with session_factory() as session:
-        return list((await session.execute(select(OutboxEvent))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(OutboxEvent).where(
+                        OutboxEvent.topic == topics.STUDENT_ASSOCIATIONS_CONFIRMED
+                    )
+                )
+            ).scalars()
+        )
 
 
 async def test_overdue_batch_is_auto_confirmed_and_published_once(

@@ -100,8 +100,17 @@ def _item(essay: uuid.UUID, student: uuid.UUID | None, confirmed: bool = True) -
 
 
 async def _outbox(session_factory: async_sessionmaker[AsyncSession]) -> list[OutboxEvent]:
+    """The StudentAssociationsConfirmedV1 events (notifications: test_teacher_notifications)."""
     async with session_factory() as session:
-        return list((await session.execute(select(OutboxEvent))).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(OutboxEvent).where(
+                        OutboxEvent.topic == topics.STUDENT_ASSOCIATIONS_CONFIRMED
+                    )
+                )
+            ).scalars()
+        )
 
 
 async def test_list_shows_the_whole_batch_to_its_teacher_only(
@@ -122,9 +131,11 @@ async def test_list_shows_the_whole_batch_to_its_teacher_only(
     assert body["finalized"] is False
     assert body["status_counts"] == {"pending_validation": 1, "no_match": 1}
     first, second = body["associations"]
+    assert first.pop("created_at")
     assert first == {
         "essay_id": str(batch.essays[0]),
         "filename": "essay0.docx",
+        "suggested_student_id": str(batch.suggested[0]),
         "student_id": str(batch.suggested[0]),
         "student_name": "First0 Last0",
         "student_email": None,
@@ -137,12 +148,17 @@ async def test_list_shows_the_whole_batch_to_its_teacher_only(
     }
     assert second["status"] == "no_match"
     assert second["student_id"] is None
+    assert second["suggested_student_id"] is None
     assert second["student_name"] is None
 
+    # Another teacher's batch and one not stored (yet) look the same: nothing to review.
     other = await api_client.get(_url(batch.batch_id), headers=teacher_headers("teacher-b"))
-    missing = await api_client.get(_url(uuid.uuid4()), headers=teacher_headers("teacher-a"))
-    assert other.status_code == missing.status_code == 404
-    assert other.json()["error"]["code"] == "NOT_FOUND"
+    missing_id = uuid.uuid4()
+    missing = await api_client.get(_url(missing_id), headers=teacher_headers("teacher-a"))
+    assert other.status_code == missing.status_code == 200
+    assert other.json()["associations"] == missing.json()["associations"] == []
+    assert missing.json()["batch_id"] == str(missing_id)
+    assert missing.json()["class_id"] is None
     anonymous = await api_client.get(_url(batch.batch_id))
     assert anonymous.status_code == 401
     malformed = await api_client.get(_url("not-a-uuid"), headers=teacher_headers("teacher-a"))

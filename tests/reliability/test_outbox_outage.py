@@ -17,6 +17,7 @@ import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
+    CONFIRMED_TOPIC,
     StreamProducer,
     build_stream,
     confirm_batch,
@@ -76,10 +77,16 @@ async def test_events_confirmed_while_the_broker_is_down_arrive_once_after_it_re
     assert pending >= DURING, "the events confirmed during the outage waited in the outbox"
 
     async def all_published() -> bool:
+        # Each confirmation wrote its event and the teacher's notification.
         published = await fetchval(
-            fault_database, "SELECT count(*) FROM outbox_events WHERE status = 'published'"
+            fault_database,
+            "SELECT count(*) FROM outbox_events WHERE status = 'published' AND topic = $1",
+            CONFIRMED_TOPIC,
         )
-        return int(published) == len(batches)
+        unpublished = await fetchval(
+            fault_database, "SELECT count(*) FROM outbox_events WHERE status <> 'published'"
+        )
+        return int(published) == len(batches) and unpublished == 0
 
     published_at = await wait_until(
         all_published, within=90, what="every outbox event published", services=fleet.all

@@ -53,6 +53,8 @@ REJECT = TeacherDecision(ESSAY, None, confirmed=False)
         (S.PENDING_VALIDATION, REJECT, S.REJECTED, None),
         (S.NO_MATCH, confirm(OTHER), S.CONFIRMED, OTHER),
         (S.NO_MATCH, REJECT, S.REJECTED, None),
+        # "No student" confirmed for an essay without a suggestion: decided, no author.
+        (S.NO_MATCH, confirm(None), S.REJECTED, None),
         # Before finalization a teacher may change their mind.
         (S.CONFIRMED, REJECT, S.REJECTED, None),
         (S.CONFIRMED, confirm(OTHER), S.CONFIRMED, OTHER),
@@ -73,6 +75,7 @@ def test_teacher_transitions(
         (S.CONFIRMED, confirm()),
         (S.TIMEOUT_CONFIRMED, confirm()),
         (S.REJECTED, REJECT),
+        (S.REJECTED, confirm(None)),
     ],
 )
 def test_repeating_a_decision_is_a_no_op(
@@ -103,9 +106,10 @@ def test_timeout_confirmed_is_final_even_without_the_flag() -> None:
         teacher_transition(state(S.TIMEOUT_CONFIRMED), REJECT, finalized=False)
 
 
-def test_confirm_without_student_is_invalid() -> None:
+@pytest.mark.parametrize("current", [S.PENDING_VALIDATION, S.CONFIRMED, S.TIMEOUT_CONFIRMED])
+def test_confirm_without_student_is_invalid_for_an_essay_with_one(current: S) -> None:
     with pytest.raises(InvalidDecision):
-        teacher_transition(state(S.NO_MATCH), confirm(None), finalized=False)
+        teacher_transition(state(current), confirm(None), finalized=False)
 
 
 @pytest.mark.parametrize(
@@ -137,8 +141,8 @@ def _batch(*statuses: S) -> dict[uuid.UUID, AssociationState]:
 
 
 def test_decide_for_teacher_reports_every_invalid_item_at_once() -> None:
-    states = _batch(S.PENDING_VALIDATION, S.NO_MATCH)
-    pending, no_match = list(states)
+    states = _batch(S.PENDING_VALIDATION, S.NO_MATCH, S.CONFIRMED)
+    pending, no_match, confirmed = list(states)
     stranger = uuid.uuid4()
     with pytest.raises(InvalidDecision) as raised:
         decide_for_teacher(
@@ -146,6 +150,7 @@ def test_decide_for_teacher_reports_every_invalid_item_at_once() -> None:
             [
                 TeacherDecision(uuid.uuid4(), None, confirmed=False),
                 TeacherDecision(pending, stranger, confirmed=True),
+                TeacherDecision(confirmed, None, confirmed=True),
                 TeacherDecision(no_match, None, confirmed=True),
                 TeacherDecision(no_match, None, confirmed=False),
             ],
@@ -157,8 +162,18 @@ def test_decide_for_teacher_reports_every_invalid_item_at_once() -> None:
     assert details["students_not_in_class"] == [
         {"essay_id": str(pending), "student_id": str(stranger)}
     ]
-    assert details["confirmations_without_student"] == [str(no_match)]
+    assert details["confirmations_without_student"] == [str(confirmed)]
     assert details["duplicate_essay_ids"] == [str(no_match)]
+
+
+def test_confirming_as_listed_decides_the_whole_batch() -> None:
+    """The platform's harness confirms every essay with its listed student (null: none)."""
+    states = _batch(S.PENDING_VALIDATION, S.NO_MATCH, S.PENDING_VALIDATION)
+    as_listed = [TeacherDecision(s.essay_id, s.student_id, confirmed=True) for s in states.values()]
+    transitions = decide_for_teacher(states, as_listed, roster=set(), finalized=False)
+    after = apply_transitions(states, transitions)
+    assert batch_complete(after.values())
+    assert summarize(after.values()) == {"total_associations": 3, "confirmed": 2, "rejected": 1}
 
 
 def test_invalid_input_wins_over_conflicts() -> None:

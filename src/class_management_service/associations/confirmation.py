@@ -3,7 +3,8 @@
 Called inside the transaction that made the last decision (teacher or timeout), with the batch's
 association rows locked. The ``batch_confirmations`` row (primary key batch_id, inserted with
 ``ON CONFLICT DO NOTHING``) is the once-only guard: whoever inserts it writes the outbox event in
-the same transaction; anyone else finds the batch already finalized and publishes nothing.
+the same transaction; anyone else finds the batch already finalized and publishes nothing. The
+class owner's ``student_associations_confirmed`` notification goes into the same transaction.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from class_management_service.associations.schemas import (
 from class_management_service.classes.models import SchoolClass
 from class_management_service.courses.models import Course
 from class_management_service.messaging import topics
+from class_management_service.notifications import payloads as notifications
+from class_management_service.notifications.outbox import add_notification
 from class_management_service.outbox.writer import add_outbox_event
 
 AGGREGATE_TYPE = "batch"
@@ -42,6 +45,9 @@ AGGREGATE_TYPE = "batch"
 @dataclass(frozen=True)
 class Finalized:
     batch_id: uuid.UUID
+    class_id: uuid.UUID
+    #: The owner of the batch's class (whom notifications about it go to).
+    teacher_id: str
     event_id: uuid.UUID
     payload: StudentAssociationsConfirmedV1
 
@@ -157,13 +163,13 @@ async def finalize_if_complete(
     )
     if inserted.scalar_one_or_none() is None:
         return None
-    course_code = (
+    course_code, teacher_id = (
         await session.execute(
-            select(Course.course_code)
+            select(Course.course_code, SchoolClass.created_by_user_id)
             .join(SchoolClass, SchoolClass.course_id == Course.id)
             .where(SchoolClass.id == class_id)
         )
-    ).scalar_one()
+    ).one()
     payload = build_confirmed_event(
         batch_id=batch_id,
         class_id=class_id,
@@ -181,5 +187,17 @@ async def finalize_if_complete(
         correlation_id=correlation_id,
         event_id=event_id,
     )
+    add_notification(
+        session,
+        notifications.student_associations_confirmed(
+            teacher_id=teacher_id, event=payload, correlation_id=correlation_id
+        ),
+    )
     await session.flush()
-    return Finalized(batch_id=batch_id, event_id=event_id, payload=payload)
+    return Finalized(
+        batch_id=batch_id,
+        class_id=class_id,
+        teacher_id=teacher_id,
+        event_id=event_id,
+        payload=payload,
+    )

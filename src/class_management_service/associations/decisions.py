@@ -9,6 +9,8 @@ from                    event                        to
 pending_validation      teacher confirms suggestion  confirmed (human)
 pending_validation      teacher names other student  confirmed (human), student replaced
 no_match                teacher names a student      confirmed (human)
+no_match                teacher confirms "no         rejected (human): the essay has no
+                        student" (student_id null)   student (the platform's "confirm as listed")
 pending_validation,     teacher rejects              rejected (human), student cleared
 no_match
 confirmed, rejected     teacher changes their mind   confirmed / rejected (human) — only while
@@ -104,14 +106,17 @@ def teacher_transition(
     """The change one teacher decision makes to one association, or None when it changes nothing.
 
     Assumes the decision was validated (:func:`decide_for_teacher` checks essay, student, roster).
+    Confirming ``student_id: null`` for an essay that has no student confirms "no student": the
+    essay is decided without an author, exactly like a rejection.
     """
-    if decision.confirmed:
-        if decision.student_id is None:
-            raise InvalidDecision(
-                "A confirmation needs a student_id.", {"essay_id": str(decision.essay_id)}
-            )
+    if decision.confirmed and decision.student_id is not None:
         target_status, target_student = AssociationStatus.CONFIRMED, decision.student_id
         unchanged = state.status in CONFIRMED_STATUSES and state.student_id == target_student
+    elif decision.confirmed and state.student_id is not None:
+        raise InvalidDecision(
+            "Confirming an essay that has a student needs a student_id.",
+            {"essay_id": str(decision.essay_id)},
+        )
     else:
         target_status, target_student = AssociationStatus.REJECTED, None
         unchanged = state.status == AssociationStatus.REJECTED
@@ -164,7 +169,9 @@ def decide_for_teacher(
         if not decision.confirmed:
             continue
         if decision.student_id is None:
-            missing_student.append(str(decision.essay_id))
+            if state.student_id is not None:
+                # "No student" is only a confirmation for an essay that has none.
+                missing_student.append(str(decision.essay_id))
         elif decision.student_id != state.student_id and decision.student_id not in roster:
             # Confirming the stored suggestion needs no roster check; naming anyone else does.
             outside_roster.append(

@@ -18,6 +18,7 @@ from class_management_service.courses.models import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.consumer import PoisonMessage
 from class_management_service.messaging.envelope import EventEnvelope
+from class_management_service.observability.context import trace_carrier
 
 ACCEPTED_EVENT_TYPES = frozenset(
     {topics.BATCH_AUTHOR_MATCHES_SUGGESTED, topics.BATCH_AUTHOR_MATCHES_SUGGESTED_SHORT}
@@ -81,6 +82,8 @@ class AuthorMatchEvent(BaseModel):
     event_id: uuid.UUID
     correlation_id: uuid.UUID
     payload: BatchAuthorMatchesSuggestedV1
+    #: The W3C trace context of the envelope's ``metadata`` (traceparent/tracestate), if any.
+    trace_context: dict[str, str] = Field(default_factory=dict)
 
 
 def _describe(exc: ValidationError) -> tuple[str, str]:
@@ -120,5 +123,8 @@ def decode_author_match_event(value: bytes | None) -> AuthorMatchEvent:
         reason, text = _describe(exc)
         raise PoisonMessage(reason, text) from exc
     return AuthorMatchEvent(
-        event_id=envelope.event_id, correlation_id=envelope.correlation_id, payload=payload
+        event_id=envelope.event_id,
+        correlation_id=envelope.correlation_id,
+        payload=payload,
+        trace_context=trace_carrier(envelope.metadata),
     )

@@ -99,18 +99,19 @@ _INSERT_ASSOCIATIONS = text(
     """
     INSERT INTO essay_student_associations (
         id, essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
-        filename, status, source_event_id
+        filename, status, source_event_id, correlation_id, trace_context
     )
     SELECT gen_random_uuid(), r.essay_id, r.batch_id, r.class_id, r.student_id,
            r.confidence_score, CAST(r.match_reasons AS jsonb), r.filename, r.status,
-           r.source_event_id
+           r.source_event_id, r.correlation_id, CAST(r.trace_context AS jsonb)
     FROM unnest(
         CAST(:essay_ids AS uuid[]), CAST(:batch_ids AS uuid[]), CAST(:class_ids AS uuid[]),
         CAST(:student_ids AS uuid[]), CAST(:confidence_scores AS double precision[]),
         CAST(:match_reasons AS text[]), CAST(:filenames AS text[]), CAST(:statuses AS text[]),
-        CAST(:source_event_ids AS uuid[])
+        CAST(:source_event_ids AS uuid[]), CAST(:correlation_ids AS uuid[]),
+        CAST(:trace_contexts AS text[])
     ) AS r(essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
-           filename, status, source_event_id)
+           filename, status, source_event_id, correlation_id, trace_context)
     ORDER BY r.essay_id
     ON CONFLICT (essay_id) DO NOTHING
     """
@@ -175,6 +176,9 @@ class PlannedEvent:
     summary: str  # JSON for processed_events.summary
     rows: list[PlannedAssociation]
     source: EventSource
+    #: Stored with the rows: what the timeout's event carries on (the trace context as JSON).
+    correlation_id: uuid.UUID
+    trace_context: str | None
 
 
 @dataclass
@@ -252,7 +256,15 @@ class AuthorMatchIngestion:
                 continue
             rows = plan_associations(event.event_id, event.payload, class_members)
             plan.items.append(
-                PlannedEvent(event.event_id, item.topic, _summary(event, rows), rows, item.source)
+                PlannedEvent(
+                    event.event_id,
+                    item.topic,
+                    _summary(event, rows),
+                    rows,
+                    item.source,
+                    event.correlation_id,
+                    json.dumps(event.trace_context) if event.trace_context else None,
+                )
             )
         return plan
 
@@ -306,11 +318,11 @@ class AuthorMatchIngestion:
 
             # One row per essay; among events of this batch the earliest (offset order) wins,
             # exactly as if they had been applied one after the other.
-            rows: dict[uuid.UUID, PlannedAssociation] = {}
+            rows: dict[uuid.UUID, tuple[PlannedAssociation, PlannedEvent]] = {}
             for item in items:
                 if item.event_id in new_ids:
                     for planned in item.rows:
-                        rows.setdefault(planned.essay_id, planned)
+                        rows.setdefault(planned.essay_id, (planned, item))
             inserted_rows = 0
             if rows:
                 written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows.values()))
@@ -345,7 +357,7 @@ def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> st
     )
 
 
-def _columns(rows: Iterable[PlannedAssociation]) -> dict[str, list[Any]]:
+def _columns(rows: Iterable[tuple[PlannedAssociation, PlannedEvent]]) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {
         "essay_ids": [],
         "batch_ids": [],
@@ -356,9 +368,11 @@ def _columns(rows: Iterable[PlannedAssociation]) -> dict[str, list[Any]]:
         "filenames": [],
         "statuses": [],
         "source_event_ids": [],
+        "correlation_ids": [],
+        "trace_contexts": [],
     }
     reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
-    for row in rows:
+    for row, event in rows:
         reasons = reasons_json.get(row.match_reasons)
         if reasons is None:
             reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
@@ -371,6 +385,8 @@ def _columns(rows: Iterable[PlannedAssociation]) -> dict[str, list[Any]]:
         columns["filenames"].append(row.filename)
         columns["statuses"].append(row.status.value)
         columns["source_event_ids"].append(row.source_event_id)
+        columns["correlation_ids"].append(event.correlation_id)
+        columns["trace_contexts"].append(event.trace_context)
     return columns
 
 

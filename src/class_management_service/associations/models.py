@@ -5,7 +5,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, func
+from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,12 +74,17 @@ class EssayStudentAssociation(TimestampMixin, Base):
     )
     confidence_score: Mapped[float | None] = mapped_column(Float)
     match_reasons: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
-    filename: Mapped[str | None] = mapped_column(String(500))
+    # Unbounded, as in the platform's models: a long filename must never fail a batch.
+    filename: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))
     validation_method: Mapped[str | None] = mapped_column(String(16))
     validated_by: Mapped[str | None] = mapped_column(String(255))
     validated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     source_event_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The suggesting event's correlation id and W3C trace context (traceparent/tracestate):
+    # the timeout's StudentAssociationsConfirmedV1 continues them (NULL: rows from before).
+    correlation_id: Mapped[uuid.UUID | None] = mapped_column()
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
 
 class BatchConfirmation(Base):

@@ -38,7 +38,11 @@ def _clock(request: Request) -> Clock:
     "/{batch_id}/student-associations",
     summary="The suggested/decided author of every essay of a batch",
     response_model=BatchAssociationsResponse,
-    responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404)},
+    description=(
+        "Every essay of the batch with its suggested or decided student. A batch the teacher "
+        "has nothing for (not stored yet, or another teacher's) lists no associations."
+    ),
+    responses={k: ERROR_RESPONSES[k] for k in (400, 401)},
 )
 async def list_batch_associations(
     batch_id: str, teacher_id: TeacherId, uow: Uow
@@ -54,9 +58,11 @@ async def list_batch_associations(
     description=(
         "Each item confirms (`confirmed: true` with the author's `student_id`; a student other "
         "than the suggestion reassigns the essay and must be in the class roster) or rejects "
-        "(`confirmed: false`) one essay. Repeating a decision is a no-op. When every essay of "
-        "the batch is decided, StudentAssociationsConfirmedV1 is published once; afterwards a "
-        "different decision is a 409."
+        "(`confirmed: false`) one essay; `confirmed: true` with `student_id: null` for an essay "
+        "without a student confirms that it has none. Repeating a decision is a no-op. When "
+        "every essay of the batch is decided, StudentAssociationsConfirmedV1 is published once "
+        "(with this request's correlation id and trace context); afterwards a different "
+        "decision is a 409."
     ),
     response_model=ConfirmAssociationsResponse,
     responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404, 409, 422)},

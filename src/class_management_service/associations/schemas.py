@@ -19,7 +19,9 @@ MAX_DECISIONS_PER_REQUEST = 2000
 
 class AssociationDecisionIn(BaseModel):
     """Confirm (``confirmed: true`` with the author's ``student_id``; a different student than
-    suggested reassigns the essay) or reject (``confirmed: false``; ``student_id`` is ignored)."""
+    suggested reassigns the essay) or reject (``confirmed: false``; ``student_id`` is ignored).
+    ``confirmed: true`` with ``student_id: null`` for an essay without a student (no suggestion)
+    confirms that it has none: decided, without an author."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -34,11 +36,26 @@ class ConfirmAssociationsRequest(BaseModel):
     associations: list[AssociationDecisionIn] = Field(
         min_length=1, max_length=MAX_DECISIONS_PER_REQUEST
     )
+    confirmation_method: str | None = Field(
+        default=None,
+        max_length=100,
+        description=(
+            "How the teacher decided (the platform sends `manual_teacher_review`); accepted for "
+            "the platform's clients, every decision made here is recorded as `human`."
+        ),
+    )
 
 
 class StudentAssociationOut(BaseModel):
     essay_id: uuid.UUID
     filename: str | None
+    suggested_student_id: uuid.UUID | None = Field(
+        description=(
+            "The platform's name for the essay's student: the suggestion, or the student a "
+            "decision has set since (null when the essay has none). Confirming the listed value "
+            "for every essay (the platform's 'confirm as listed') decides the whole batch."
+        )
+    )
     student_id: uuid.UUID | None
     student_name: str | None = Field(description="First and last name of the associated student")
     student_email: str | None
@@ -48,12 +65,16 @@ class StudentAssociationOut(BaseModel):
     validation_method: ValidationMethod | None
     validated_by: str | None
     validated_at: datetime | None
+    created_at: datetime = Field(description="When the suggestion was stored")
 
 
 class BatchAssociationsResponse(BaseModel):
+    """A batch the teacher has nothing for (not ingested yet, or another teacher's) lists no
+    associations, with ``class_id`` and ``course_code`` null."""
+
     batch_id: uuid.UUID
-    class_id: uuid.UUID
-    course_code: str
+    class_id: uuid.UUID | None
+    course_code: str | None
     finalized: bool = Field(
         description="Every essay is decided and StudentAssociationsConfirmedV1 was emitted"
     )
@@ -66,6 +87,12 @@ class BatchAssociationsResponse(BaseModel):
 class ConfirmAssociationsResponse(BatchAssociationsResponse):
     changed: int = Field(description="Associations this request changed")
     unchanged: int = Field(description="Decisions that repeated the stored state (no-ops)")
+    status: Literal["confirmed"] = Field(
+        default="confirmed",
+        description="The decisions are recorded (`finalized` says whether the batch is complete)",
+    )
+    associations_confirmed: int = Field(description="Items of this request with confirmed: true")
+    associations_rejected: int = Field(description="Items of this request with confirmed: false")
 
 
 # ---- StudentAssociationsConfirmedV1 (published) --------------------------------------------

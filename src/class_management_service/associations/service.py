@@ -52,6 +52,24 @@ class LockedRow:
     class_id: uuid.UUID
     created_at: datetime
     state: AssociationState
+    #: The suggesting event's correlation id and trace context (None: stored before 0003).
+    correlation_id: uuid.UUID | None
+    trace_context: dict[str, str] | None
+
+
+def batch_origin(rows: Sequence[LockedRow]) -> tuple[uuid.UUID, dict[str, str]]:
+    """The correlation id and trace context of the event that suggested the batch (its oldest
+    row's; a fresh correlation id and no trace for rows stored without them), which work the
+    batch causes without a request (the timeout) carries on."""
+    origins = sorted(
+        (row.created_at, row.id, row.correlation_id, row.trace_context or {})
+        for row in rows
+        if row.correlation_id is not None
+    )
+    if not origins:
+        return uuid.uuid4(), {}
+    _, _, correlation_id, trace_context = origins[0]
+    return correlation_id, dict(trace_context)
 
 
 async def get_batch_associations(
@@ -79,7 +97,17 @@ async def get_batch_associations(
         )
     ).all()
     if not rows:
-        raise _batch_not_found(batch_id)
+        # Nothing (yet) for this teacher: the platform's harness may ask before ingestion.
+        return BatchAssociationsResponse(
+            batch_id=batch_id,
+            class_id=None,
+            course_code=None,
+            finalized=False,
+            finalized_at=None,
+            timeout_triggered=None,
+            status_counts={},
+            associations=[],
+        )
     associations = []
     for row in rows:
         association: EssayStudentAssociation = row[0]
@@ -87,6 +115,7 @@ async def get_batch_associations(
             StudentAssociationOut(
                 essay_id=association.essay_id,
                 filename=association.filename,
+                suggested_student_id=association.student_id,
                 student_id=association.student_id,
                 student_name=(
                     f"{row.first_name} {row.last_name}" if row.first_name is not None else None
@@ -102,6 +131,7 @@ async def get_batch_associations(
                 ),
                 validated_by=association.validated_by,
                 validated_at=association.validated_at,
+                created_at=association.created_at,
             )
         )
     first = rows[0]
@@ -132,7 +162,15 @@ async def lock_batch(
     a = EssayStudentAssociation
     query = (
         select(
-            a.id, a.class_id, a.created_at, a.essay_id, a.status, a.student_id, a.confidence_score
+            a.id,
+            a.class_id,
+            a.created_at,
+            a.essay_id,
+            a.status,
+            a.student_id,
+            a.confidence_score,
+            a.correlation_id,
+            a.trace_context,
         )
         .where(a.batch_id == batch_id)
         .order_by(a.id)
@@ -153,6 +191,8 @@ async def lock_batch(
                 student_id=r.student_id,
                 confidence_score=r.confidence_score,
             ),
+            correlation_id=r.correlation_id,
+            trace_context=r.trace_context,
         )
         for r in await session.execute(query)
     ]
@@ -255,4 +295,6 @@ async def confirm_associations(
         **view.model_dump(),
         changed=len(transitions),
         unchanged=len(decisions) - len(transitions),
+        associations_confirmed=sum(1 for d in decisions if d.confirmed),
+        associations_rejected=sum(1 for d in decisions if not d.confirmed),
     )

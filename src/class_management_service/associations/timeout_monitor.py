@@ -39,11 +39,15 @@ from class_management_service.associations.models import (
 )
 from class_management_service.associations.service import (
     LockedRow,
+    batch_origin,
     is_finalized,
     lock_batch,
     write_transitions,
 )
 from class_management_service.clock import Clock
+from class_management_service.notifications import payloads as notifications
+from class_management_service.notifications.outbox import add_notification
+from class_management_service.observability.context import continued_trace
 from class_management_service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -210,16 +214,33 @@ class TimeoutMonitor:
                 (row.state for row in rows), threshold=self._settings.timeout_confidence_threshold
             )
             await write_transitions(session, rows, transitions, validated_by=None, now=now)
-            finalized = await finalize_if_complete(
-                session,
-                batch_id=batch_id,
-                timeout_triggered=True,
-                now=now,
-                correlation_id=uuid.uuid4(),
-            )
-            if finalized is None:
-                # Cannot happen under the lock (checked above); never write without the event.
-                raise RuntimeError(f"batch {batch_id} could not be finalized after its timeout")
+            # The events continue the correlation and trace of the NLP event behind the batch.
+            correlation_id, trace_context = batch_origin(rows)
+            with continued_trace(trace_context):
+                finalized = await finalize_if_complete(
+                    session,
+                    batch_id=batch_id,
+                    timeout_triggered=True,
+                    now=now,
+                    correlation_id=correlation_id,
+                )
+                if finalized is None:
+                    # Cannot happen under the lock (checked above); never write without the event.
+                    raise RuntimeError(f"batch {batch_id} could not be finalized after its timeout")
+                add_notification(
+                    session,
+                    notifications.validation_timeout_processed(
+                        teacher_id=finalized.teacher_id,
+                        batch_id=batch_id,
+                        class_id=finalized.class_id,
+                        auto_confirmed=sum(
+                            t.status == AssociationStatus.TIMEOUT_CONFIRMED for t in transitions
+                        ),
+                        timeout_hours=self._settings.validation_timeout_hours,
+                        correlation_id=correlation_id,
+                        now=now,
+                    ),
+                )
         states = {row.state.essay_id: row.state for row in rows}
         for transition in transitions:
             if transition.status == AssociationStatus.TIMEOUT_CONFIRMED:

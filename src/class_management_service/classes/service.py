@@ -35,6 +35,8 @@ from class_management_service.http.pagination import (
     page_query,
 )
 from class_management_service.messaging import topics
+from class_management_service.notifications import payloads as notifications
+from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.reads import (
@@ -149,6 +151,17 @@ async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -
         timestamp=datetime.now(UTC),
     )
     _publish(session, topics.CLASS_CREATED, school_class.id, event)
+    add_notification(
+        session,
+        notifications.class_created(
+            teacher_id=teacher_id,  # the owner: the class was just created with it
+            class_id=school_class.id,
+            class_name=request.name,
+            course_codes=[code.value],
+            correlation_id=event.correlation_id,
+            now=event.timestamp,
+        ),
+    )
     await session.flush()
     created = await fetch_class(await session_driver(session), teacher_id, school_class.id)
     await uow.commit()

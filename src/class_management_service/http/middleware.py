@@ -1,4 +1,5 @@
-"""One pure-ASGI middleware for every request: correlation id, metrics, access log, body limit.
+"""One pure-ASGI middleware for every request: correlation id, trace context, metrics, access
+log, body limit.
 
 Pure ASGI (not BaseHTTPMiddleware) because it sits on the hot path of every request. The access
 log line goes out at INFO only with the ``access_log`` setting (else DEBUG; 5xx always at
@@ -14,6 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from class_management_service.errors import error_response
 from class_management_service.observability.context import (
+    TRACE_FIELDS,
+    attach_trace_context,
+    detach_trace_context,
     parse_correlation_id,
     set_correlation_id,
 )
@@ -22,6 +26,8 @@ from class_management_service.observability.metrics import HttpMetrics
 logger = logging.getLogger("class_management_service.access")
 
 CORRELATION_HEADER = b"x-correlation-id"
+_TRACE_HEADERS = tuple(name.encode() for name in sorted(TRACE_FIELDS))
+_TRACEPARENT = b"traceparent"
 
 
 class RequestTooLarge(Exception):
@@ -66,6 +72,20 @@ class RequestContextMiddleware:
             self._observe(scope, 413, started)
             return
 
+        # The caller's W3C trace context (traceparent/tracestate) is the current trace while
+        # the request is served: logs and the events it causes carry it. (Only looked at when
+        # a traceparent came: most requests have none, and this is the hot path.)
+        trace_token = (
+            attach_trace_context(
+                {
+                    name.decode(): headers[name].decode("latin-1")
+                    for name in _TRACE_HEADERS
+                    if name in headers
+                }
+            )
+            if _TRACEPARENT in headers
+            else None
+        )
         received = 0
         too_large = False
 
@@ -111,6 +131,8 @@ class RequestContextMiddleware:
             status = 500
         finally:
             self._observe(scope, status, started)
+            if trace_token is not None:
+                detach_trace_context(trace_token)
 
     async def _reject_too_large(self, send: Send, correlation_header: tuple[bytes, bytes]) -> None:
         response = error_response(413, "PAYLOAD_TOO_LARGE", "The request body is too large.")

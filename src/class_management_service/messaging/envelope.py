@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from class_management_service.observability.context import current_trace_carrier
+
 SOURCE_SERVICE = "class_management_service"
 CONTENT_TYPE = "application/json"
 
@@ -40,6 +42,9 @@ def new_envelope(
     event_id: uuid.UUID | None = None,
     timestamp: datetime | None = None,
 ) -> EventEnvelope:
+    """An envelope for ``data``; its ``metadata`` carries the current W3C trace context
+    (``traceparent``/``tracestate``, as the platform's propagator writes them) so the trace of
+    the request or event that caused it continues with it."""
     return EventEnvelope(
         event_id=event_id or uuid.uuid4(),
         event_type=event_type,
@@ -47,7 +52,7 @@ def new_envelope(
         source_service=SOURCE_SERVICE,
         correlation_id=correlation_id,
         data=data,
-        metadata={"partition_key": partition_key},
+        metadata={"partition_key": partition_key, **current_trace_carrier()},
     )
 
 

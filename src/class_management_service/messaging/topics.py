@@ -10,3 +10,5 @@ CLASS_CREATED = "huleedu.class.created.v1"
 CLASS_UPDATED = "huleedu.class.updated.v1"
 STUDENT_CREATED = "huleedu.class.student.created.v1"
 STUDENT_UPDATED = "huleedu.class.student.updated.v1"
+# Consumed by the platform's websocket service.
+TEACHER_NOTIFICATION_REQUESTED = "huleedu.notification.teacher.requested.v1"

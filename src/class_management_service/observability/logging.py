@@ -1,4 +1,4 @@
-"""Structured JSON logs, one object per line, carrying the correlation id."""
+"""Structured JSON logs, one object per line, carrying the correlation id and trace id."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from class_management_service.observability.context import peek_correlation_id
+from class_management_service.observability.context import current_trace_id, peek_correlation_id
 
 # LogRecord attributes that are plumbing, not information worth a JSON field.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {
@@ -35,6 +35,9 @@ class JsonFormatter(logging.Formatter):
         correlation_id = peek_correlation_id()
         if correlation_id is not None:
             entry["correlation_id"] = str(correlation_id)
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            entry["trace_id"] = trace_id
         # Anything passed with `extra=` becomes a field of its own.
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):

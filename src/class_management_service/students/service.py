@@ -44,6 +44,10 @@ from class_management_service.http.pagination import (
     page_query,
 )
 from class_management_service.messaging import topics
+from class_management_service.notifications.outbox import (
+    notify_roster_imported,
+    notify_student_added,
+)
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import (
     PendingEvent,
@@ -289,6 +293,15 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
             timestamp=datetime.now(UTC),
         ),
     )
+    await notify_student_added(
+        session,
+        class_ids=class_ids,
+        student_id=student_id,
+        first_name=name.first_name,
+        last_name=name.last_name,
+        correlation_id=current_correlation_id(),
+        now=datetime.now(UTC),
+    )
     created = await fetch_student(await session_driver(session), teacher_id, student_id)
     await uow.commit()
     return created
@@ -352,6 +365,15 @@ async def update_student(
         # Memberships are part of the student resource: its updated_at moves with them.
         student.updated_at = func.now()
     _publish(session, topics.STUDENT_UPDATED, student_id, event)
+    await notify_student_added(
+        session,
+        class_ids=added,
+        student_id=student_id,
+        first_name=student.first_name,
+        last_name=student.last_name,
+        correlation_id=event.correlation_id,
+        now=event.timestamp,
+    )
     await session.flush()
     updated = await fetch_student(await session_driver(session), teacher_id, student_id)
     await uow.commit()
@@ -467,6 +489,13 @@ async def import_roster(
         outbox.cancel()  # the thread runs to its end; its result is dropped
         raise
     await copy_outbox_records(session, await outbox)
+    await notify_roster_imported(
+        session,
+        class_id=class_id,
+        students_added=len(plan.creates) + sum(update.joins_class for update in plan.updates),
+        correlation_id=correlation_id,
+        now=datetime.now(UTC),
+    )
     await uow.commit()
     return _import_report(class_id, roster, plan, report_rows)
 

@@ -1,0 +1,1 @@
+"""Teacher notifications for the platform's websocket service (TeacherNotificationRequestedV1)."""

@@ -1,0 +1,91 @@
+"""Helpers for tests that follow an event out to Kafka the way the platform's services see it:
+relay this test's outbox, then read a topic (shared by the whole session) by message key."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from class_management_service.messaging.producer import SharedProducer
+from class_management_service.outbox.relay import OutboxRelay
+from class_management_service.settings import Settings
+
+# A browser-style W3C trace context, as the API gateway or another service would send it.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACESTATE = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+
+
+@dataclass(frozen=True)
+class Published:
+    """One Kafka message: its key, headers and the envelope it carries."""
+
+    key: str
+    headers: dict[str, str]
+    envelope: dict[str, Any]
+
+
+async def relay_outbox(
+    session_factory: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    """Publish every pending outbox row of this test's database (acknowledged by Kafka)."""
+    producer = SharedProducer(settings)
+    relay = OutboxRelay(
+        session_factory=session_factory,
+        producer=producer,
+        settings=settings,
+        registry=CollectorRegistry(),
+    )
+    try:
+        for _ in range(100):
+            result = await relay.run_once()
+            assert result.failed == 0
+            if result.claimed == 0:
+                return
+        raise AssertionError("the outbox did not drain")
+    finally:
+        await producer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, key: str, within_seconds: float = 30.0
+) -> list[Published]:
+    """Every message of ``topic`` with ``key``, reading up to the end offsets taken at the start
+    (so after :func:`relay_outbox` nothing this test published can be missing or arrive later)."""
+    # Without a group every partition of the topic is assigned once start() has its metadata.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        assert assigned, f"topic {topic} has no partitions"
+        await consumer.seek_to_beginning(*assigned)
+        end = await consumer.end_offsets(assigned)
+        found: list[Published] = []
+        deadline = time.monotonic() + within_seconds
+        while [tp for tp in assigned if await consumer.position(tp) < end[tp]]:
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            batches = await consumer.getmany(*assigned, timeout_ms=500)
+            for records in batches.values():
+                found.extend(
+                    Published(
+                        key=record.key.decode(),
+                        headers={name: value.decode() for name, value in record.headers},
+                        envelope=json.loads(record.value),
+                    )
+                    for record in records
+                    if record.key is not None and record.key.decode() == key
+                )
+        return found
+    finally:
+        await consumer.stop()
