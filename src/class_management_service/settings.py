@@ -74,3 +74,9 @@ class Settings(BaseSettings):
     # cost 14 % of a GET's CPU (bench: docs/benchmarks.md), and the per-route request counts
     # and latency histograms on /metrics answer what an access log would be read for.
     access_log: bool = False
+
+    # Message sizes (records are gzip-compressed, see messaging/producer.py). The largest
+    # uncompressed record the producer accepts; what the broker takes is checked per topic
+    # against its max.message.bytes, read from the broker (this default until it can be read).
+    producer_max_request_size_bytes: int = 16 * 1024 * 1024
+    producer_default_max_message_bytes: int = 1_048_588

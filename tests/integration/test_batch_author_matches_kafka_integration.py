@@ -38,6 +38,7 @@ from class_management_service.messaging.consumer import (
     Record,
 )
 from class_management_service.messaging.dead_letter import DeadLetterPublisher
+from class_management_service.messaging.dead_letter_store import DeadLetterStore
 from class_management_service.settings import Settings
 from tests.integration.author_match_helpers import (
     associations,
@@ -122,7 +123,10 @@ class Harness:
                     AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
                 ),
                 dead_letters=DeadLetterPublisher(
-                    container.producer, s.dead_letter_topic, service_name=s.service_name
+                    container.producer,
+                    s.dead_letter_topic,
+                    service_name=s.service_name,
+                    store=DeadLetterStore(container.session_factory),
                 ),
                 metrics=ConsumerMetrics(container.metrics.registry),
             )
