@@ -46,7 +46,6 @@ from class_management_service.messaging.dead_letter_store import (
     decode_headers,
     replay_dead_letters,
 )
-from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
 from tests.integration.author_match_helpers import (
     associations,
@@ -295,8 +294,10 @@ async def test_redelivery_is_a_no_op_with_and_without_redis(
     s0, s1, _ = roster.student_ids
     essay_id = uuid.uuid4()
     original = envelope(roster.class_id, [essay(essay_id, [(s0, 0.8)])])
-    # A different event about the same essay (e.g. NLP re-ran): the first stored one stays.
-    rerun = envelope(roster.class_id, [essay(essay_id, [(s1, 0.99)])])
+    # A different event about the same essay (NLP re-ran the batch): the first stored one stays.
+    rerun = envelope(
+        roster.class_id, [essay(essay_id, [(s1, 0.99)])], batch_id=original["data"]["batch_id"]
+    )
     marker = envelope(roster.class_id, [essay(uuid.uuid4(), [(s1, 0.5)])])
 
     running = harness.start()
@@ -624,8 +625,9 @@ async def test_poison_of_any_size_is_dead_lettered_and_the_partition_moves_on(
     dead_letters table. The good event behind them is stored; the table row can be replayed."""
     roster = await seed_roster(session_factory)
     fits = os.urandom(1_000_000)  # incompressible, not JSON
-    too_big = os.urandom(1_040_000)
-    too_big_headers = [("blob", os.urandom(8_000))]  # the broker takes it: 1,048,0xx bytes
+    too_big = os.urandom(1_040_480)
+    # A batch of 1,048,56x bytes: the broker (1,048,588) takes it; a few more header bytes do not.
+    too_big_headers = [("blob", os.urandom(8_000))]
     good = envelope(roster.class_id, [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
     big_sender = AIOKafkaProducer(
         bootstrap_servers=harness.bootstrap, max_request_size=2 * 1024 * 1024
@@ -668,11 +670,13 @@ async def test_poison_of_any_size_is_dead_lettered_and_the_partition_moves_on(
         assert await session.scalar(select(func.count()).select_from(StoredDeadLetter)) == 1
 
     # Replay: the record goes back to its topic unchanged (the consumer is stopped here).
-    replayer = SharedProducer(harness.settings)
+    # Compressed, this incompressible record would no longer fit its topic: it is replayed by
+    # an uncompressed producer sized for it (the shared producer refuses it before sending).
+    replayer = AIOKafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=2 * 1024**2)
+    await replayer.start()
     try:
-        producer = await replayer.get()
-        assert await replay_dead_letters(session_factory, producer) == [stored.id]
-        assert await replay_dead_letters(session_factory, producer) == []
+        assert await replay_dead_letters(session_factory, replayer) == [stored.id]
+        assert await replay_dead_letters(session_factory, replayer) == []
     finally:
         await replayer.stop()
     consumer = AIOKafkaConsumer(

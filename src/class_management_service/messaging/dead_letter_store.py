@@ -117,7 +117,10 @@ async def replay_dead_letters(
     """Re-publish stored letters not replayed yet (``ids``, or the oldest ``limit``) to their
     source topic and mark them replayed; returns the ids replayed.
 
-    ``producer`` is an ``AIOKafkaProducer`` (``SharedProducer.get()``). The rows stay locked
+    ``producer`` is an ``AIOKafkaProducer``: normally ``SharedProducer.get()``, which refuses
+    (``MessageSizeTooLargeError``, nothing sent or marked) a record that even compressed exceeds
+    the topic's limit; an incompressible record right at the limit needs an uncompressed
+    producer with a ``max_request_size`` above its size. The rows stay locked
     (``SKIP LOCKED``: two operators never replay the same letter at once) until the broker has
     acknowledged every record; if publishing fails nothing is marked and the error propagates.
     """
