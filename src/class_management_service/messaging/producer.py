@@ -93,14 +93,14 @@ class TopicLimits:
             bootstrap_servers=s.kafka_bootstrap_servers,
             request_timeout_ms=s.producer_request_timeout_ms,
         )
-        async with asyncio.timeout(s.producer_request_timeout_ms / 1000):
-            await admin.start()
-            try:
+        try:
+            async with asyncio.timeout(s.producer_request_timeout_ms / 1000):
+                await admin.start()
                 [response] = await admin.describe_configs(
                     [ConfigResource(ConfigResourceType.TOPIC, topic, {"max.message.bytes": None})]
                 )
-            finally:
-                await admin.close()
+        finally:
+            await admin.close()
         # resources: (error_code, error_message, type, name, [(name, value, ...), ...])
         [(error_code, error_message, _, _, entries)] = response.resources
         if error_code:
