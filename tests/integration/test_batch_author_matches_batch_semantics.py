@@ -124,6 +124,29 @@ async def test_an_event_for_another_class_cannot_join_the_batch(
     }
 
 
+async def test_two_concurrent_new_events_of_one_batch_for_two_classes_never_mix_them(
+    session_factory: Factory,
+) -> None:
+    """Both would see an empty batch if they ran side by side; ingestion of one batch is
+    serialized (an advisory lock per batch id), so the second sees the first's class."""
+    teacher_a = await seed_roster(session_factory, teacher="teacher-a")
+    teacher_b = await seed_roster(session_factory, teacher="teacher-b")
+    ingestion = AuthorMatchIngestion(session_factory)
+
+    for _ in range(30):
+        batch = uuid.uuid4()
+        one = event(teacher_a.class_id, [essay(uuid.uuid4())], batch_id=batch)
+        two = event(teacher_b.class_id, [essay(uuid.uuid4())], batch_id=batch)
+
+        results = await asyncio.gather(ingestion.ingest([one]), ingestion.ingest([two]))
+
+        assert sorted(len(r.applied) for r in results) == [0, 1]
+        [rejection] = [p for r in results for p in r.poisoned.values()]
+        assert rejection.reason == "batch_class_mismatch"
+        rows = await associations(session_factory, batch_id=batch)
+        assert len({row.class_id for row in rows}) == 1
+
+
 async def test_late_essays_racing_a_finalization_wait_for_it_and_are_rejected(
     session_factory: Factory,
 ) -> None:

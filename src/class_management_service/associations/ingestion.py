@@ -1,26 +1,29 @@
 """Storing suggested authors from ``BatchAuthorMatchesSuggestedV1``: set-based and idempotent.
 
-A batch of events costs five statements (plus BEGIN/COMMIT), whatever its size:
+A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
 
 * prepare (read-only, may run while the previous batch is being written):
   1. the roster: one query for all classes of the batch (which exist, who belongs to them),
      then the pure selection (:mod:`.selection`) of one row per essay;
 * apply (one transaction):
-  2. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
+  2. a transaction-scoped advisory lock per batch id (in key order): two transactions adding
+     to one batch run one after the other, so the second sees what the first wrote (two new
+     events of one batch naming two classes cannot both see an empty batch);
+  3. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
      are new (an event already there had its effects committed earlier, or by a concurrent
      consumer that held the row lock until it committed);
-  3. the rows of the events' batches, locked ``FOR SHARE`` in id order: a teacher's or the
+  4. the rows of the events' batches, locked ``FOR SHARE`` in id order: a teacher's or the
      timeout's finalization of one of these batches (``FOR UPDATE`` on the same rows) either
      committed before, and is seen by the next statement, or waits until this one commits;
-  4. the batches' state: finalized or not, and which batch each essay of the events is in; the
+  5. the batches' state: finalized or not, and which batch each essay of the events is in; the
      pure admission rules (:mod:`.admission`) then accept or reject each new event whole
      (another class, an essay in another batch, new essays for a finalized batch: rejected
      events are poison with that reason and leave no trace, not even in ``processed_events``);
-  5. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
+  6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
      NOTHING RETURNING essay_id`` for the essays new to their batch. An essay it did not insert
-     was added by a concurrent transaction after statement 4: in the same batch that changes
-     nothing; in another batch the batch is rolled back and retried (transient), and the retry
-     judges it with that essay in view.
+     was added by a concurrent transaction (of another batch) after statement 5: in the same
+     batch that changes nothing; in another batch the batch is rolled back and retried
+     (transient), and the retry judges it with that essay in view.
 
 Rows are inserted and locked in key order, so concurrent batches take their row locks in the
 same order and cannot deadlock on each other. Events naming an unknown class are poison. If the
@@ -116,7 +119,20 @@ _FORGET_PROCESSED = text(
     "DELETE FROM processed_events WHERE event_id = ANY(CAST(:event_ids AS uuid[]))"
 )
 
-# The batches' classes, after locking their rows (see the module docstring, step 3).
+# Serializes ingestion per batch (module docstring, statement 2). Taken first, before any row
+# lock, in key order: no deadlock between ingestion transactions.
+_LOCK_BATCH_IDS = text(
+    """
+    SELECT count(pg_advisory_xact_lock(keys.key))
+    FROM (
+        SELECT DISTINCT hashtextextended(CAST(b AS text), 0) AS key
+        FROM unnest(CAST(:batch_ids AS uuid[])) AS b
+        ORDER BY key
+    ) AS keys
+    """
+)
+
+# The batches' classes, after locking their rows (module docstring, statement 4).
 _LOCK_BATCHES = text(
     """
     SELECT DISTINCT locked.batch_id, locked.class_id
@@ -374,6 +390,8 @@ class AuthorMatchIngestion:
 
     async def _write(self, items: Sequence[PlannedEvent], result: IngestionResult) -> None:
         async with self._session_factory() as session:
+            batch_ids = sorted({item.batch_id for item in items})
+            await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
             inserted = await session.execute(
                 _INSERT_PROCESSED,
                 {
@@ -430,7 +448,7 @@ async def _check_concurrent_inserts(
 
 
 async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -> BatchState:
-    """Statements 3 and 4 of the module docstring: what the events' batches hold now."""
+    """Statements 4 and 5 of the module docstring: what the events' batches hold now."""
     state = BatchState()
     if not candidates:
         return state
