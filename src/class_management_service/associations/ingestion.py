@@ -20,10 +20,9 @@ A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
      (another class, an essay in another batch, new essays for a finalized batch: rejected
      events are poison with that reason and leave no trace, not even in ``processed_events``);
   6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
-     NOTHING RETURNING essay_id`` for the essays new to their batch. An essay it did not insert
-     was added by a concurrent transaction (of another batch) after statement 5: in the same
-     batch that changes nothing; in another batch the batch is rolled back and retried
-     (transient), and the retry judges it with that essay in view.
+     NOTHING`` for the essays new to their batch. An essay it did not insert
+     was added to another batch by a concurrent transaction after statement 5: the batch is
+     rolled back and retried (transient), and the retry judges it with that essay in view.
 
 Rows are inserted and locked in key order, so concurrent batches take their row locks in the
 same order and cannot deadlock on each other. Events naming an unknown class are poison. If the
@@ -177,15 +176,6 @@ _INSERT_ASSOCIATIONS = text(
            filename, status, source_event_id)
     ORDER BY r.essay_id
     ON CONFLICT (essay_id) DO NOTHING
-    RETURNING essay_id
-    """
-)
-
-_ESSAY_BATCHES = text(
-    """
-    SELECT essay_id, batch_id
-    FROM essay_student_associations
-    WHERE essay_id = ANY(CAST(:essay_ids AS uuid[]))
     """
 )
 
@@ -413,11 +403,15 @@ class AuthorMatchIngestion:
                 await session.execute(_FORGET_PROCESSED, {"event_ids": sorted(rejected)})
             inserted_rows = 0
             if rows:
-                returned = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows))
-                written = set(returned.scalars())
-                inserted_rows = len(written)
+                written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows))
+                inserted_rows = _rowcount(written)
                 if inserted_rows < len(rows):
-                    await _check_concurrent_inserts(session, rows, written)
+                    # Ingestion of one batch is serialized: only another batch's transaction
+                    # can have added one of these essays since statement 5.
+                    raise ConcurrentBatchChange(
+                        f"{len(rows) - inserted_rows} of {len(rows)} essays were added to "
+                        "another batch meanwhile"
+                    )
             await session.commit()
 
         result.inserted += inserted_rows
@@ -428,23 +422,6 @@ class AuthorMatchIngestion:
                 continue
             target = result.applied if item.event_id in new_ids else result.duplicates
             target.append(item.event_id)
-
-
-async def _check_concurrent_inserts(
-    session: AsyncSession, rows: Sequence[PlannedAssociation], written: set[uuid.UUID]
-) -> None:
-    """Essays not inserted were added by a concurrent transaction after the state was read.
-
-    In the same batch (a concurrent re-run of it) that is what this insert would have done;
-    in another batch the admission rules must judge again: roll back and retry.
-    """
-    planned = {row.essay_id: row.batch_id for row in rows if row.essay_id not in written}
-    found = await session.execute(_ESSAY_BATCHES, {"essay_ids": sorted(planned)})
-    elsewhere = [essay_id for essay_id, batch_id in found if batch_id != planned[essay_id]]
-    if elsewhere:
-        raise ConcurrentBatchChange(
-            f"{len(elsewhere)} essay(s) were added to another batch meanwhile, e.g. {elsewhere[0]}"
-        )
 
 
 async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -> BatchState:
@@ -467,6 +444,11 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
 
 def _keep(event: AuthorMatchEvent) -> EventSource:
     return lambda: event
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", -1)
+    return count if isinstance(count, int) and count >= 0 else 0
 
 
 def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> str:
