@@ -4,7 +4,8 @@ Per event id one key ``<namespace>:<event_id>``:
 
 * :meth:`IdempotencyCache.claim` reads it and sets ``in_flight`` (``SET NX`` with a short TTL)
   for the events it has never seen. Events marked ``completed`` are returned so the caller can
-  skip them without touching the database. An ``in_flight`` mark (another consumer, or a crash
+  spare their processing once the database confirms them (a mark outlives a restored or fresh
+  database: on its own it proves nothing). An ``in_flight`` mark (another consumer, or a crash
   of this one) does *not* skip anything: only the database's ``processed_events`` row decides.
 * :meth:`IdempotencyCache.mark_completed` is called after the database commit and sets
   ``completed`` with the long TTL.

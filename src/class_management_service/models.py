@@ -8,6 +8,7 @@ from class_management_service.associations.models import (
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import Course
 from class_management_service.db import Base
+from class_management_service.messaging.dead_letter_store import StoredDeadLetter
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.students.models import Student
 
@@ -20,5 +21,6 @@ __all__ = [
     "OutboxEvent",
     "ProcessedEvent",
     "SchoolClass",
+    "StoredDeadLetter",
     "Student",
 ]

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     # and latency histograms on /metrics answer what an access log would be read for.
     access_log: bool = False
 
+    # Message sizes (records are gzip-compressed, see messaging/producer.py). The largest
+    # uncompressed record the producer accepts; what the broker takes is checked per topic
+    # against its max.message.bytes, read from the broker (this default until it can be read).
+    producer_max_request_size_bytes: int = 16 * 1024 * 1024
+    producer_default_max_message_bytes: int = 1_048_588
+
     @field_validator("internal_api_key")
     @classmethod
     def _empty_key_is_no_key(cls, key: SecretStr | None) -> SecretStr | None:

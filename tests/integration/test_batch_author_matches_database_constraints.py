@@ -159,11 +159,12 @@ async def test_an_essay_with_a_teacher_decision_is_never_overwritten(
     session_factory: Factory,
 ) -> None:
     roster = await seed_roster(session_factory)
-    decided, fresh = uuid.uuid4(), uuid.uuid4()
+    decided, fresh, batch = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await insert(
         session_factory,
         row(
             roster,
+            batch_id=batch,
             essay_id=decided,
             student_id=roster.student_ids[2],
             status=AssociationStatus.CONFIRMED.value,
@@ -172,9 +173,11 @@ async def test_an_essay_with_a_teacher_decision_is_never_overwritten(
             validated_at=datetime.now(UTC),
         ),
     )
+    # The same batch again (a re-run of it) with one more essay.
     incoming = event(
         roster.class_id,
         [essay(decided, [(roster.student_ids[0], 0.99)]), essay(fresh, [])],
+        batch_id=batch,
     )
 
     result = await AuthorMatchIngestion(session_factory).ingest([incoming])

@@ -121,7 +121,7 @@ async def test_ten_concurrent_events_all_land(session_factory: Factory) -> None:
         assert sum(r.status == AssociationStatus.NO_MATCH for r in rows) == 1
 
 
-async def test_two_concurrent_events_for_the_same_essay_store_exactly_one_row(
+async def test_two_concurrent_re_runs_of_a_batch_store_each_essay_once(
     session_factory: Factory,
 ) -> None:
     roster = await seed_roster(session_factory)
@@ -129,9 +129,9 @@ async def test_two_concurrent_events_for_the_same_essay_store_exactly_one_row(
     first_student, second_student = roster.student_ids[0], roster.student_ids[1]
 
     for _ in range(50):
-        essay_id = uuid.uuid4()
-        one = event(roster.class_id, [essay(essay_id, [(first_student, 0.9)])])
-        two = event(roster.class_id, [essay(essay_id, [(second_student, 0.8)])])
+        essay_id, batch_id = uuid.uuid4(), uuid.uuid4()
+        one = event(roster.class_id, [essay(essay_id, [(first_student, 0.9)])], batch_id=batch_id)
+        two = event(roster.class_id, [essay(essay_id, [(second_student, 0.8)])], batch_id=batch_id)
 
         # Neither raises; both events count as applied (each recorded once).
         results = await asyncio.gather(ingestion.ingest([one]), ingestion.ingest([two]))
@@ -143,6 +143,40 @@ async def test_two_concurrent_events_for_the_same_essay_store_exactly_one_row(
         assert row.source_event_id in {one.event_id, two.event_id}
 
     assert await count_associations(session_factory) == 50
+
+
+async def test_two_concurrent_batches_claiming_one_essay_store_one_and_reject_the_other(
+    session_factory: Factory,
+) -> None:
+    """The race the admission rules cannot see (both read before either writes) is caught
+    by the insert and retried, as the consumer does; then the second batch is rejected."""
+    roster = await seed_roster(session_factory)
+    ingestion = AuthorMatchIngestion(session_factory)
+
+    async def ingest_retrying(incoming: Any) -> Any:
+        for _ in range(5):
+            try:
+                return await ingestion.ingest([incoming])
+            except ingestion_module.ConcurrentBatchChange:
+                continue
+        raise AssertionError("still conflicting after 5 attempts")
+
+    for _ in range(30):
+        essay_id = uuid.uuid4()
+        one = event(roster.class_id, [essay(essay_id, [(roster.student_ids[0], 0.9)])])
+        two = event(roster.class_id, [essay(essay_id, [(roster.student_ids[1], 0.8)])])
+
+        results = await asyncio.gather(ingest_retrying(one), ingest_retrying(two))
+
+        assert sorted(len(r.applied) for r in results) == [0, 1]
+        [rejected] = [p for r in results for p in r.poisoned.values()]
+        assert rejected.reason == "essay_in_other_batch"
+        [row] = await associations(session_factory, essay_ids=[essay_id])
+        assert row.batch_id in {one.payload.batch_id, two.payload.batch_id}
+        assert str(row.batch_id) in rejected.error
+
+    assert await count_associations(session_factory) == 30
+    assert len(await processed_event_ids(session_factory)) == 30
 
 
 async def test_the_same_event_delivered_twice_concurrently_is_applied_once(
@@ -176,9 +210,13 @@ async def test_overlapping_batches_in_opposite_order_do_not_deadlock(
     student = roster.student_ids[0]
 
     for _ in range(20):
-        essays = [uuid.uuid4() for _ in range(20)]
-        forward = event(roster.class_id, [essay(e, [(student, 0.5)]) for e in essays])
-        backward = event(roster.class_id, [essay(e, [(student, 0.5)]) for e in essays[::-1]])
+        essays, batch = [uuid.uuid4() for _ in range(20)], uuid.uuid4()
+        forward = event(
+            roster.class_id, [essay(e, [(student, 0.5)]) for e in essays], batch_id=batch
+        )
+        backward = event(
+            roster.class_id, [essay(e, [(student, 0.5)]) for e in essays[::-1]], batch_id=batch
+        )
 
         results = await asyncio.gather(ingestion.ingest([forward]), ingestion.ingest([backward]))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
+from sqlalchemy import func, select
 
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.ingestion import (
@@ -37,7 +39,13 @@ from class_management_service.messaging.consumer import (
     KafkaBatchConsumer,
     Record,
 )
-from class_management_service.messaging.dead_letter import DeadLetterPublisher
+from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterPublisher
+from class_management_service.messaging.dead_letter_store import (
+    DeadLetterStore,
+    StoredDeadLetter,
+    decode_headers,
+    replay_dead_letters,
+)
 from class_management_service.settings import Settings
 from tests.integration.author_match_helpers import (
     associations,
@@ -122,7 +130,10 @@ class Harness:
                     AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
                 ),
                 dead_letters=DeadLetterPublisher(
-                    container.producer, s.dead_letter_topic, service_name=s.service_name
+                    container.producer,
+                    s.dead_letter_topic,
+                    service_name=s.service_name,
+                    store=DeadLetterStore(container.session_factory),
                 ),
                 metrics=ConsumerMetrics(container.metrics.registry),
             )
@@ -283,8 +294,10 @@ async def test_redelivery_is_a_no_op_with_and_without_redis(
     s0, s1, _ = roster.student_ids
     essay_id = uuid.uuid4()
     original = envelope(roster.class_id, [essay(essay_id, [(s0, 0.8)])])
-    # A different event about the same essay (e.g. NLP re-ran): the first stored one stays.
-    rerun = envelope(roster.class_id, [essay(essay_id, [(s1, 0.99)])])
+    # A different event about the same essay (NLP re-ran the batch): the first stored one stays.
+    rerun = envelope(
+        roster.class_id, [essay(essay_id, [(s1, 0.99)])], batch_id=original["data"]["batch_id"]
+    )
     marker = envelope(roster.class_id, [essay(uuid.uuid4(), [(s1, 0.5)])])
 
     running = harness.start()
@@ -581,3 +594,106 @@ async def test_redis_fast_path_degrades_quickly_and_logs_once(
         blackhole.close()
         for client in [*clients, healthy_client]:
             await client.aclose()
+
+
+async def test_a_redis_mark_the_database_does_not_confirm_is_ignored(
+    harness: Harness, session_factory: Any, redis_url: str
+) -> None:
+    """A "completed" mark for an event the database never stored (set by hand here; in life a
+    fresh or restored database within the mark's TTL) must not make the consumer skip it."""
+    roster = await seed_roster(session_factory)
+    body = envelope(roster.class_id, [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.set(f"class_management_service:processed_event:{body['event_id']}", COMPLETED)
+    finally:
+        await redis.aclose()
+
+    running = harness.start()
+    await harness.send_event(body)
+    await offset_committed(running, 1)
+
+    assert await count_associations(session_factory) == 1
+    assert await processed_event_ids(session_factory) == {uuid.UUID(body["event_id"])}
+
+
+async def test_poison_of_any_size_is_dead_lettered_and_the_partition_moves_on(
+    harness: Harness, session_factory: Any
+) -> None:
+    """A ~1 MB poison record goes to the dead-letter topic (compressed); one whose dead-letter
+    copy (value + headers + the dlq_* headers) exceeds what the topic takes goes to the
+    dead_letters table. The good event behind them is stored; the table row can be replayed."""
+    roster = await seed_roster(session_factory)
+    fits = os.urandom(1_000_000)  # incompressible, not JSON
+    too_big = os.urandom(1_040_480)
+    # A batch of 1,048,56x bytes: the broker (1,048,588) takes it; a few more header bytes do not.
+    too_big_headers = [("blob", os.urandom(8_000))]
+    good = envelope(roster.class_id, [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
+    big_sender = AIOKafkaProducer(
+        bootstrap_servers=harness.bootstrap, max_request_size=2 * 1024 * 1024
+    )
+    await big_sender.start()
+    try:
+        topic = harness.settings.author_matches_topic
+        await big_sender.send_and_wait(topic, value=fits, key=b"fits")
+        await big_sender.send_and_wait(topic, value=too_big, key=b"big", headers=too_big_headers)
+    finally:
+        await big_sender.stop()
+    await harness.send_event(good)
+
+    running = harness.start()
+    await offset_committed(running, 3)
+
+    assert await processed_event_ids(session_factory) == {uuid.UUID(good["event_id"])}
+    [letter] = await harness.dead_letters(expected=1)
+    assert (letter.key, letter.value) == (b"fits", fits)
+    assert dict(letter.headers)["dlq_reason"] == b"invalid_json"
+    async with session_factory() as session:
+        [stored] = (await session.scalars(select(StoredDeadLetter))).all()
+    assert (stored.source_topic, stored.source_partition, stored.source_offset) == (topic, 0, 1)
+    assert (stored.message_key, stored.message_value) == (b"big", too_big)
+    assert decode_headers(stored.headers) == too_big_headers
+    assert (stored.reason, stored.consumer_group) == (
+        "invalid_json",
+        harness.settings.consumer_group_id,
+    )
+    metrics = running.container.metrics.render().decode()
+    assert 'kafka_consumer_messages_dead_lettered_total{reason="invalid_json"' in metrics
+    assert f'kafka_consumer_batch_failures_total{{topic="{topic}"}}' not in metrics
+    await harness.stop(running)
+
+    # A redelivery of the same record stores it once.
+    store = DeadLetterStore(session_factory)
+    record = ConsumerRecord(topic, 0, 1, 0, 0, b"big", too_big, None, 3, len(too_big), ())
+    await store.add([DeadLetter(record, "invalid_json", "again")], group_id="g")
+    async with session_factory() as session:
+        assert await session.scalar(select(func.count()).select_from(StoredDeadLetter)) == 1
+
+    # Replay: the record goes back to its topic unchanged (the consumer is stopped here).
+    # Compressed, this incompressible record would no longer fit its topic: it is replayed by
+    # an uncompressed producer sized for it (the shared producer refuses it before sending).
+    replayer = AIOKafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=2 * 1024**2)
+    await replayer.start()
+    try:
+        assert await replay_dead_letters(session_factory, replayer) == [stored.id]
+        assert await replay_dead_letters(session_factory, replayer) == []
+    finally:
+        await replayer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=harness.bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 3)
+        replayed = await consumer.getone()
+    finally:
+        await consumer.stop()
+    assert (replayed.key, replayed.value, list(replayed.headers)) == (
+        b"big",
+        too_big,
+        too_big_headers,
+    )

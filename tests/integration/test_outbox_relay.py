@@ -246,8 +246,10 @@ async def test_failures_back_off_then_become_terminal_without_blocking_others(
     topic: str,
     kafka_bootstrap: str,
 ) -> None:
-    # Larger than the producer's max_request_size (1 MiB): Kafka refuses it every time.
-    (too_big,) = await add_events(session_factory, topic, payload_bytes=2 * 1024 * 1024)
+    # Larger than the producer's max_request_size (uncompressed): refused every time.
+    (too_big,) = await add_events(
+        session_factory, topic, payload_bytes=settings.producer_max_request_size_bytes
+    )
     registry = CollectorRegistry()
     relay = make_relay(session_factory, producer, settings, registry=registry)
 

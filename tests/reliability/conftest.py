@@ -47,6 +47,9 @@ FAULTS = (
     "redelivery from offset 0",
     "outbox: broker down while confirming",
     "3 replicas, one killed",
+    "replay into a restored database, Redis marks kept",
+    "poison of ~1 MB",
+    "5,000-essay batch confirmed",
 )
 ABUSE = (
     "cross-teacher access",

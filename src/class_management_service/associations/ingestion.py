@@ -1,27 +1,40 @@
 """Storing suggested authors from ``BatchAuthorMatchesSuggestedV1``: set-based and idempotent.
 
-A batch of events costs three statements (plus BEGIN/COMMIT), whatever its size:
+A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
 
 * prepare (read-only, may run while the previous batch is being written):
   1. the roster: one query for all classes of the batch (which exist, who belongs to them),
      then the pure selection (:mod:`.selection`) of one row per essay;
 * apply (one transaction):
-  2. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
+  2. a transaction-scoped advisory lock per batch id (in key order): two transactions adding
+     to one batch run one after the other, so the second sees what the first wrote (two new
+     events of one batch naming two classes cannot both see an empty batch);
+  3. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
      are new (an event already there had its effects committed earlier, or by a concurrent
      consumer that held the row lock until it committed);
-  3. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
-     NOTHING`` for all essays of the new events: an essay that already has an association
-     (redelivery, another event, a teacher's decision) keeps it untouched.
+  4. the rows of the events' batches, locked ``FOR SHARE`` in id order: a teacher's or the
+     timeout's finalization of one of these batches (``FOR UPDATE`` on the same rows) either
+     committed before, and is seen by the next statement, or waits until this one commits;
+  5. the batches' state: finalized or not, and which batch each essay of the events is in; the
+     pure admission rules (:mod:`.admission`) then accept or reject each new event whole
+     (another class, an essay in another batch, new essays for a finalized batch: rejected
+     events are poison with that reason and leave no trace, not even in ``processed_events``);
+  6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
+     NOTHING`` for the essays new to their batch. An essay it did not insert
+     was added to another batch by a concurrent transaction after statement 5: the batch is
+     rolled back and retried (transient), and the retry judges it with that essay in view.
 
-Rows are inserted in key order, so concurrent batches take their row locks in the same order and
-cannot deadlock on each other. Events naming an unknown class are poison. If the batch fails with
-a data error (a constraint or value the checks above could not foresee), it is rolled back and
-the events are re-planned and applied one by one, so only the offending event is poison. Any
-other failure is transient and propagates: nothing of the batch is committed and the consumer
-retries it.
+Rows are inserted and locked in key order, so concurrent batches take their row locks in the
+same order and cannot deadlock on each other. Events naming an unknown class are poison. If the
+batch fails with a data error (a constraint or value the checks above could not foresee), it is
+rolled back and the events are re-planned and applied one by one, so only the offending event is
+poison. Any other failure is transient and propagates: nothing of the batch is committed and the
+consumer retries it.
 
-The Redis fast path (:class:`IdempotencyCache`) only lets known-completed events skip the
-database; it is optional and never decides anything on its own.
+The Redis fast path (:class:`IdempotencyCache`) spares the planning of events it marks
+completed, but such an event is skipped only if ``processed_events`` confirms it (one indexed
+read); a mark the database does not confirm (a fresh or restored database, a hand-set key) is
+ignored and the event processed. Redis is optional and never decides anything on its own.
 """
 
 from __future__ import annotations
@@ -29,7 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,6 +51,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.associations.admission import BatchState, Candidate, admit
 from class_management_service.associations.events import (
     AuthorMatchEvent,
     decode_author_match_event,
@@ -57,6 +71,7 @@ from class_management_service.messaging.consumer import (
     Record,
 )
 from class_management_service.messaging.dead_letter import DeadLetterPublisher
+from class_management_service.messaging.dead_letter_store import DeadLetterStore
 
 if TYPE_CHECKING:
     from class_management_service.bootstrap import Container
@@ -92,6 +107,54 @@ _INSERT_PROCESSED = text(
     ORDER BY e.event_id
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
+    """
+)
+
+_PROCESSED = text(
+    "SELECT event_id FROM processed_events WHERE event_id = ANY(CAST(:ids AS uuid[]))"
+)
+
+_FORGET_PROCESSED = text(
+    "DELETE FROM processed_events WHERE event_id = ANY(CAST(:event_ids AS uuid[]))"
+)
+
+# Serializes ingestion per batch (module docstring, statement 2). Taken first, before any row
+# lock, in key order: no deadlock between ingestion transactions.
+_LOCK_BATCH_IDS = text(
+    """
+    SELECT count(pg_advisory_xact_lock(keys.key))
+    FROM (
+        SELECT DISTINCT hashtextextended(CAST(b AS text), 0) AS key
+        FROM unnest(CAST(:batch_ids AS uuid[])) AS b
+        ORDER BY key
+    ) AS keys
+    """
+)
+
+# The batches' classes, after locking their rows (module docstring, statement 4).
+_LOCK_BATCHES = text(
+    """
+    SELECT DISTINCT locked.batch_id, locked.class_id
+    FROM (
+        SELECT batch_id, class_id
+        FROM essay_student_associations
+        WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
+        ORDER BY id
+        FOR SHARE
+    ) AS locked
+    """
+)
+
+# A new statement, so a new snapshot: it sees a finalization the lock above waited for.
+_BATCH_STATE = text(
+    """
+    SELECT NULL AS essay_id, batch_id
+    FROM batch_confirmations
+    WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
+    UNION ALL
+    SELECT essay_id, batch_id
+    FROM essay_student_associations
+    WHERE essay_id = ANY(CAST(:essay_ids AS uuid[]))
     """
 )
 
@@ -147,6 +210,11 @@ def describe_db_error(exc: DBAPIError) -> str:
     return f"{type(cause).__name__} (SQLSTATE {_sqlstate(exc)}): {cause}"
 
 
+class ConcurrentBatchChange(Exception):
+    """Another transaction put an essay of this event into another batch meanwhile: retry (a
+    transient error; the retry sees that essay and rejects the event)."""
+
+
 @dataclass
 class IngestionResult:
     applied: list[uuid.UUID] = field(default_factory=list)
@@ -173,6 +241,8 @@ class PlannedEvent:
 
     event_id: uuid.UUID
     topic: str
+    batch_id: uuid.UUID
+    class_id: uuid.UUID
     summary: str  # JSON for processed_events.summary
     rows: list[PlannedAssociation]
     source: EventSource
@@ -259,6 +329,8 @@ class AuthorMatchIngestion:
                 PlannedEvent(
                     event.event_id,
                     item.topic,
+                    event.payload.batch_id,
+                    event.payload.class_id,
                     _summary(event, rows),
                     rows,
                     item.source,
@@ -304,8 +376,18 @@ class AuthorMatchIngestion:
     def _poison(item: PlannedEvent, exc: DBAPIError, result: IngestionResult) -> None:
         result.poisoned[item.event_id] = PoisonMessage("data_error", describe_db_error(exc))
 
+    async def processed(self, event_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        """The events whose effects the database holds (``processed_events``)."""
+        if not event_ids:
+            return set()
+        async with self._session_factory() as session:
+            found = await session.execute(_PROCESSED, {"ids": list(event_ids)})
+            return set(found.scalars())
+
     async def _write(self, items: Sequence[PlannedEvent], result: IngestionResult) -> None:
         async with self._session_factory() as session:
+            batch_ids = sorted({item.batch_id for item in items})
+            await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
             inserted = await session.execute(
                 _INSERT_PROCESSED,
                 {
@@ -315,24 +397,56 @@ class AuthorMatchIngestion:
                 },
             )
             new_ids = set(inserted.scalars())
-
-            # One row per essay; among events of this batch the earliest (offset order) wins,
-            # exactly as if they had been applied one after the other.
-            rows: dict[uuid.UUID, tuple[PlannedAssociation, PlannedEvent]] = {}
-            for item in items:
-                if item.event_id in new_ids:
-                    for planned in item.rows:
-                        rows.setdefault(planned.essay_id, (planned, item))
+            # Among events of this batch the earliest (offset order) wins, exactly as if they
+            # had been applied one after the other.
+            candidates = [
+                Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
+                for item in items
+                if item.event_id in new_ids
+            ]
+            rows, rejected = admit(candidates, await _batch_state(session, candidates))
+            if rejected:
+                await session.execute(_FORGET_PROCESSED, {"event_ids": sorted(rejected)})
             inserted_rows = 0
             if rows:
-                written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows.values()))
+                events = {item.event_id: item for item in items}
+                written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows, events))
                 inserted_rows = _rowcount(written)
+                if inserted_rows < len(rows):
+                    # Ingestion of one batch is serialized: only another batch's transaction
+                    # can have added one of these essays since statement 5.
+                    raise ConcurrentBatchChange(
+                        f"{len(rows) - inserted_rows} of {len(rows)} essays were added to "
+                        "another batch meanwhile"
+                    )
             await session.commit()
 
         result.inserted += inserted_rows
+        for event_id, rejection in rejected.items():
+            result.poisoned[event_id] = PoisonMessage(rejection.reason, rejection.error)
         for item in items:
+            if item.event_id in rejected:
+                continue
             target = result.applied if item.event_id in new_ids else result.duplicates
             target.append(item.event_id)
+
+
+async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -> BatchState:
+    """Statements 4 and 5 of the module docstring: what the events' batches hold now."""
+    state = BatchState()
+    if not candidates:
+        return state
+    batch_ids = sorted({candidate.batch_id for candidate in candidates})
+    for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
+        state.batch_classes.setdefault(batch_id, set()).add(class_id)
+    essay_ids = sorted({row.essay_id for candidate in candidates for row in candidate.rows})
+    found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
+    for essay_id, batch_id in found:
+        if essay_id is None:
+            state.finalized.add(batch_id)
+        else:
+            state.essay_batches[essay_id] = batch_id
+    return state
 
 
 def _keep(event: AuthorMatchEvent) -> EventSource:
@@ -357,7 +471,9 @@ def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> st
     )
 
 
-def _columns(rows: Iterable[tuple[PlannedAssociation, PlannedEvent]]) -> dict[str, list[Any]]:
+def _columns(
+    rows: Iterable[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
+) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {
         "essay_ids": [],
         "batch_ids": [],
@@ -372,7 +488,8 @@ def _columns(rows: Iterable[tuple[PlannedAssociation, PlannedEvent]]) -> dict[st
         "trace_contexts": [],
     }
     reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
-    for row, event in rows:
+    for row in rows:
+        event = events[row.source_event_id]
         reasons = reasons_json.get(row.match_reasons)
         if reasons is None:
             reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
@@ -413,7 +530,14 @@ class AuthorMatchHandler:
 
     async def prepare(self, batch: Sequence[Inbound[AuthorMatchEvent]]) -> AuthorMatchPlan:
         event_ids = [item.message.event_id for item in batch]
-        known_done = await self._cache.claim(set(event_ids)) if self._cache else set()
+        marked_done = await self._cache.claim(set(event_ids)) if self._cache else set()
+        # Only the database can say an event's effects are there (see the module docstring).
+        known_done = await self._ingestion.processed(marked_done)
+        if len(known_done) < len(marked_done):
+            logger.warning(
+                "Redis marks events completed that the database does not hold; processing them",
+                extra={"events": len(marked_done) - len(known_done)},
+            )
         todo = [item for item in batch if item.message.event_id not in known_done]
         plan = await self._ingestion.prepare(
             [item.message for item in todo],
@@ -476,7 +600,10 @@ def build_author_match_consumer(
         group_id=settings.consumer_group_id,
         handler=handler,
         dead_letters=DeadLetterPublisher(
-            container.producer, settings.dead_letter_topic, service_name=settings.service_name
+            container.producer,
+            settings.dead_letter_topic,
+            service_name=settings.service_name,
+            store=DeadLetterStore(container.session_factory),
         ),
         metrics=ConsumerMetrics(container.metrics.registry),
     )

@@ -7,7 +7,8 @@ The loop, per poll (``getmany``) and per partition:
 3. ``handler.apply`` the prepared batch. It either returns (every non-poison record's effects
    are durably committed, or were already, and it names the records it found to be poison) or
    raises (a *transient* failure: nothing is assumed);
-4. publish the poison records unchanged to the dead-letter topic, with headers saying why;
+4. publish the poison records unchanged to the dead-letter topic, with headers saying why (or,
+   when a record's copy is too large for that topic, store it in the ``dead_letters`` table);
 5. only then commit ``last offset + 1`` for the partition.
 
 A transient failure (database, Redis or broker down, deadlock, a bug) never moves the committed

@@ -12,6 +12,10 @@ say why it was set aside and where it came from, so an operator can inspect, fix
 ``dlq_consumer_group``      the consumer group that gave up on it
 ``dlq_service``             this service
 ``dlq_failed_at``           ISO-8601 UTC time of the decision
+
+A letter the dead-letter topic cannot take (the producer refuses it as too large for the topic,
+even compressed) goes to the ``dead_letters`` table instead (:mod:`.dead_letter_store`), so a
+poison record of any size the broker accepted is set aside and never blocks its partition.
 """
 
 from __future__ import annotations
@@ -21,9 +25,14 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aiokafka.errors import MessageSizeTooLargeError
 
 from class_management_service.messaging.producer import SharedProducer
+
+if TYPE_CHECKING:
+    from class_management_service.messaging.dead_letter_store import DeadLetterStore
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +47,18 @@ class DeadLetter:
 
 
 class DeadLetterPublisher:
-    def __init__(self, producer: SharedProducer, topic: str, *, service_name: str) -> None:
+    def __init__(
+        self,
+        producer: SharedProducer,
+        topic: str,
+        *,
+        service_name: str,
+        store: DeadLetterStore,
+    ) -> None:
         self._producer = producer
         self.topic = topic
         self._service_name = service_name
+        self._store = store
 
     def headers_for(self, letter: DeadLetter, *, group_id: str) -> list[tuple[str, bytes]]:
         record = letter.record
@@ -68,25 +85,39 @@ class DeadLetterPublisher:
         if not letters:
             return
         producer = await self._producer.get()
-        deliveries = [
-            await producer.send(
-                self.topic,
-                value=letter.record.value,
-                key=letter.record.key,
-                headers=self.headers_for(letter, group_id=group_id),
-            )
-            for letter in letters
-        ]
-        await asyncio.gather(*deliveries)
+        deliveries, sent = [], []
+        too_large: list[tuple[DeadLetter, str]] = []
         for letter in letters:
-            logger.warning(
-                "message dead-lettered",
-                extra={
-                    "dlq_topic": self.topic,
-                    "reason": letter.reason,
-                    "error": letter.error[:500],
-                    "original_topic": letter.record.topic,
-                    "original_partition": letter.record.partition,
-                    "original_offset": letter.record.offset,
-                },
-            )
+            try:
+                deliveries.append(
+                    await producer.send(
+                        self.topic,
+                        value=letter.record.value,
+                        key=letter.record.key,
+                        headers=self.headers_for(letter, group_id=group_id),
+                    )
+                )
+                sent.append(letter)
+            except MessageSizeTooLargeError as exc:
+                too_large.append((letter, str(exc)))
+        await asyncio.gather(*deliveries)
+        for letter in sent:
+            self._log(letter, self.topic)
+        await self._store.add([letter for letter, _ in too_large], group_id=group_id)
+        for letter, why in too_large:
+            self._log(letter, "dead_letters table", why)
+
+    @staticmethod
+    def _log(letter: DeadLetter, where: str, why: str | None = None) -> None:
+        logger.warning(
+            "message dead-lettered",
+            extra={
+                "dlq": where,
+                "reason": letter.reason,
+                "error": letter.error[:500],
+                "original_topic": letter.record.topic,
+                "original_partition": letter.record.partition,
+                "original_offset": letter.record.offset,
+                **({"not_in_topic_because": why} if why else {}),
+            },
+        )
