@@ -42,8 +42,10 @@ from sqlalchemy import Interval, Table, bindparam, case, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.db import server_settings
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.settings import Settings
+from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +180,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._gauges_refreshed_at = float("-inf")
         self._consecutive_outages = 0
+        self.backoff = Backoff()  # database failures; broker outages: _consecutive_outages
 
     @property
     def name(self) -> str:
@@ -199,8 +202,14 @@ class OutboxRelay:
                     next_listen_attempt = time.monotonic() + 5.0
                 # Cleared before claiming: a NOTIFY arriving during the claim keeps it set.
                 self._wake.clear()
-                result = await self.run_once()
-                await self._refresh_gauges_if_due()
+                try:
+                    result = await self.run_once()
+                    await self._refresh_gauges_if_due()
+                except DATABASE_UNAVAILABLE as exc:
+                    # Claimed rows stay leased and are sent again once the lease runs out.
+                    await self.backoff.wait_after(exc, worker=self._name)
+                    continue
+                self.backoff.reset()
                 if result.outage:
                     self._consecutive_outages += 1
                     await asyncio.sleep(backoff_seconds(self._consecutive_outages))
@@ -225,7 +234,11 @@ class OutboxRelay:
         )
         connection: asyncpg.Connection | None = None
         try:
-            connection = await asyncpg.connect(dsn, timeout=10)
+            connection = await asyncpg.connect(
+                dsn,
+                timeout=self._settings.database_connect_timeout_seconds,
+                server_settings=server_settings(self._settings),
+            )
             await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if connection is not None:
