@@ -134,9 +134,7 @@ class TimeoutMonitor:
         attempted: set[uuid.UUID] = set()
         while True:
             candidates = [
-                batch_id
-                for batch_id in await self._overdue_batches()
-                if batch_id not in attempted
+                batch_id for batch_id in await self._overdue_batches() if batch_id not in attempted
             ]
             if not candidates:
                 return outcome
