@@ -90,7 +90,8 @@ async def add_events(
                 session,
                 topic=topic,
                 aggregate_type="test",
-                aggregate_id=f"aggregate-{i}",
+                # Per topic: rows of one aggregate are published one after the other.
+                aggregate_id=f"{topic}-{i}",
                 data={"n": i, "blob": "x" * payload_bytes},
                 correlation_id=uuid.uuid4(),
             ).event_id
@@ -163,7 +164,7 @@ async def test_publishes_the_stored_envelope_unchanged(
 
     (message,) = await consume(kafka_bootstrap, topic, 1)
     assert json.loads(message.value) == stored.envelope
-    assert message.key == b"aggregate-0"
+    assert message.key == f"{topic}-0".encode()
     headers = {name: value.decode() for name, value in message.headers}
     assert headers == stored.headers
     assert headers["event_id"] == str(event_id)

@@ -1,7 +1,11 @@
 """The outbox relay: publishes committed ``outbox_events`` rows to Kafka, at least once.
 
 Claim (lease): one short transaction picks due pending rows with ``FOR UPDATE SKIP LOCKED`` and
-pushes their ``next_attempt_at`` a lease ahead, then commits. For the lease's duration no other
+pushes their ``next_attempt_at`` a lease ahead, then commits. Only an aggregate's *head* is
+claimed: its pending row with the lowest ``aggregate_sequence`` (commit order, see migration
+0005). While that row is pending (leased by a relay, or waiting for a retry) no relay takes the
+aggregate's later rows, so an aggregate's events reach Kafka in commit order however many relays
+run, and a row is sent only after the broker acknowledged the one before it. For the lease's duration no other
 relay (replica) sees those rows, and no transaction stays open while Kafka is slow. The relay then
 publishes each stored envelope unchanged (same event_id, same timestamp, stored headers, key =
 ``message_key``) on the shared idempotent producer (acks=all), and marks the sent rows published in
@@ -38,9 +42,10 @@ from typing import Any, Protocol
 import asyncpg
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Interval, Table, bindparam, case, func, select, update
+from sqlalchemy import Interval, Table, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from class_management_service.db import server_settings
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
@@ -285,12 +290,22 @@ class OutboxRelay:
 
     async def _claim(self) -> list[ClaimedEvent]:
         o = OutboxEvent
+        earlier = aliased(OutboxEvent, name="earlier")
         due = (
             select(o.id)
-            .where(o.status == OutboxStatus.PENDING.value, o.next_attempt_at <= func.now())
+            .where(
+                o.status == OutboxStatus.PENDING.value,
+                o.next_attempt_at <= func.now(),
+                ~exists().where(
+                    earlier.status == OutboxStatus.PENDING.value,
+                    earlier.aggregate_type == o.aggregate_type,
+                    earlier.aggregate_id == o.aggregate_id,
+                    earlier.aggregate_sequence < o.aggregate_sequence,
+                ),
+            )
             .order_by(o.next_attempt_at, o.created_at)
             .limit(self._settings.outbox_batch_size)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=o, skip_locked=True)
             .cte("due")
         )
         claim = (
@@ -324,7 +339,6 @@ class OutboxRelay:
             )
             for row in rows
         ]
-        # Oldest first, so one relay sends an aggregate's events in the order they were written.
         events.sort(key=lambda event: event.created_at)
         return events
 
