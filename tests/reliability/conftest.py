@@ -47,6 +47,9 @@ FAULTS = (
     "redelivery from offset 0",
     "outbox: broker down while confirming",
     "3 replicas, one killed",
+    "PostgreSQL kill -9 mid-stream",
+    "30 concurrent renames, 3 replicas",
+    "row lock held 60 s",
 )
 ABUSE = (
     "cross-teacher access",
