@@ -49,7 +49,7 @@ FAULTS = (
     "3 replicas, one killed",
     "PostgreSQL kill -9 mid-stream",
     "30 concurrent renames, 3 replicas",
-    "row lock held 60 s",
+    "row lock held 15 s",
 )
 ABUSE = (
     "cross-teacher access",
