@@ -144,13 +144,16 @@ class ReadOnlyDatabase:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         queue = self._queue()
-        try:
-            async with asyncio.timeout(self._wait_seconds):
-                slot = await queue.get()
-        except TimeoutError:
-            raise sqlalchemy.exc.TimeoutError(
-                f"no read connection free within {self._wait_seconds:g} s"
-            ) from None
+        if not queue.empty() or self._wait_seconds is None:
+            slot = await queue.get()  # no wait (the hot path), or no bound on it
+        else:
+            try:
+                async with asyncio.timeout(self._wait_seconds):
+                    slot = await queue.get()
+            except TimeoutError:
+                raise sqlalchemy.exc.TimeoutError(
+                    f"no read connection free within {self._wait_seconds:g} s"
+                ) from None
         try:
             if slot.connection is None or slot.connection.is_closed():
                 slot.connection = await asyncpg.connect(

@@ -1,15 +1,20 @@
 """The outbox relay: publishes committed ``outbox_events`` rows to Kafka, at least once.
 
 Claim (lease): one short transaction picks due pending rows with ``FOR UPDATE SKIP LOCKED`` and
-pushes their ``next_attempt_at`` a lease ahead, then commits. Only an aggregate's *head* is
-claimed: its pending row with the lowest ``aggregate_sequence`` (commit order, see migration
-0005). While that row is pending (leased by a relay, or waiting for a retry) no relay takes the
-aggregate's later rows, so an aggregate's events reach Kafka in commit order however many relays
-run, and a row is sent only after the broker acknowledged the one before it. For the lease's duration no other
-relay (replica) sees those rows, and no transaction stays open while Kafka is slow. The relay then
-publishes each stored envelope unchanged (same event_id, same timestamp, stored headers, key =
-``message_key``) on the shared idempotent producer (acks=all), and marks the sent rows published in
-a second short transaction.
+pushes their ``next_attempt_at`` a lease ahead, then commits. For the lease's duration no other
+relay (replica) sees those rows, and no transaction stays open while Kafka is slow.
+
+Order: only an aggregate's *head* is claimed, its pending row with the lowest
+``aggregate_sequence`` (commit order, see migration 0005). While that row is pending (leased by
+a relay, or waiting for a retry) no relay takes the aggregate's later rows, so an aggregate's
+events reach Kafka in commit order however many relays run: a row is sent only after the broker
+acknowledged the one before it. (A re-send after a lease ran out can repeat an event after a
+later one; each event's first delivery is in order, and consumers dedupe on event_id.) A
+``failed`` row no longer holds its aggregate back.
+
+Publish: each stored envelope goes out unchanged (same event_id, same timestamp, stored headers,
+key = ``message_key``) on the shared idempotent producer (acks=all); the sent rows are marked
+published in a second short transaction.
 
 Crash between publish and mark: the lease expires, a relay claims the row again and re-sends it
 with the same event_id: at-least-once delivery, consumers dedupe on event_id.
