@@ -7,10 +7,22 @@ publishing instead of preventing the HTTP API from starting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 
 from aiokafka import AIOKafkaProducer
 
 from class_management_service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _sender_died(producer: AIOKafkaProducer) -> bool:
+    """aiokafka's background sender stops for good on a fatal error (``OutOfOrderSequenceNumber``
+    when a broker restart lost an in-flight batch of the idempotent producer); every later send
+    then fails with that error. Only a new producer (a new producer id) sends again."""
+    task = producer._sender.sender_task
+    return task is not None and bool(task.done())
 
 
 class SharedProducer:
@@ -20,9 +32,14 @@ class SharedProducer:
         self._lock = asyncio.Lock()
 
     async def get(self) -> AIOKafkaProducer:
-        if self._producer is not None:
+        if self._producer is not None and not _sender_died(self._producer):
             return self._producer
         async with self._lock:
+            if self._producer is not None and _sender_died(self._producer):
+                dead, self._producer = self._producer, None
+                logger.warning("the Kafka producer's sender stopped; starting a new producer")
+                with contextlib.suppress(Exception):
+                    await dead.stop()
             if self._producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self._settings.kafka_bootstrap_servers,

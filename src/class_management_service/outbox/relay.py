@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Interval, Table, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import make_url
@@ -128,8 +128,10 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    # OutOfOrderSequenceNumber: the producer's state is broken, not the message; the shared
+    # producer replaces itself on the next use (messaging/producer.py).
     return bool(getattr(exc, "retriable", False)) or isinstance(
-        exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError
+        exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError | OutOfOrderSequenceNumber
     )
 
 
