@@ -14,7 +14,6 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,7 +41,6 @@ class OutboxEvent(Base):
         ),
         # The failed-count gauge must not scan the (ever-growing) published rows.
         Index("ix_outbox_events_failed", "created_at", postgresql_where="status = 'failed'"),
-        UniqueConstraint("aggregate_type", "aggregate_id", "aggregate_sequence"),
         # The relay's "is an earlier row of this aggregate still pending?" probe.
         Index(
             "ix_outbox_events_pending_aggregate",

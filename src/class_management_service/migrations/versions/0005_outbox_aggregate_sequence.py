@@ -5,11 +5,12 @@ Revises: 0001
 Create Date: 2026-11-30 11:30:00
 
 Every outbox row gets ``aggregate_sequence``: 1, 2, 3, ... per (aggregate_type, aggregate_id),
-assigned by a BEFORE INSERT trigger (so ``add_outbox_event`` and the binary COPY of the roster
-import both get it) from ``outbox_aggregate_sequences`` with an upsert. The upsert's row lock is
-held until the writing transaction ends, so writers of one aggregate take their numbers one
-after the other and commit in that order: sequence order is commit order, without gaps (a
-rolled-back writer gives its number back). The relay publishes an aggregate's rows strictly in
+assigned by a BEFORE INSERT trigger (whatever inserts the row) from ``outbox_aggregate_sequences``
+with an upsert, unless the writer reserved it already (the roster import's COPY reserves a range
+per aggregate with the same upsert, outbox/writer.py). The upsert's row lock is held until the
+writing transaction ends, so writers of one aggregate take their numbers one after the other and
+commit in that order: sequence order is commit order, without gaps (a rolled-back writer gives
+its numbers back). The relay publishes an aggregate's rows strictly in
 sequence order (see outbox/relay.py).
 """
 
@@ -39,7 +40,8 @@ $$
 """
 NEXT_SEQUENCE_TRIGGER = """
 CREATE TRIGGER outbox_events_aggregate_sequence BEFORE INSERT ON outbox_events
-FOR EACH ROW EXECUTE FUNCTION outbox_next_aggregate_sequence()
+FOR EACH ROW WHEN (NEW.aggregate_sequence IS NULL)
+EXECUTE FUNCTION outbox_next_aggregate_sequence()
 """
 
 
@@ -75,11 +77,6 @@ def upgrade() -> None:
         """
     )
     op.alter_column("outbox_events", "aggregate_sequence", nullable=False)
-    op.create_unique_constraint(
-        op.f("uq_outbox_events_aggregate_type"),
-        "outbox_events",
-        ["aggregate_type", "aggregate_id", "aggregate_sequence"],
-    )
     op.create_index(
         "ix_outbox_events_pending_aggregate",
         "outbox_events",
@@ -99,6 +96,5 @@ def downgrade() -> None:
         table_name="outbox_events",
         postgresql_where="status = 'pending'",
     )
-    op.drop_constraint(op.f("uq_outbox_events_aggregate_type"), "outbox_events", type_="unique")
     op.drop_column("outbox_events", "aggregate_sequence")
     op.drop_table("outbox_aggregate_sequences")
