@@ -26,8 +26,8 @@ from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.internal.routes import router as internal_router
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.observability.health import (
+    DatabaseProbe,
     HealthCheck,
-    database_check,
     kafka_broker_check,
     redis_check,
 )
@@ -53,6 +53,7 @@ class Container:
     redis: Redis
     producer: SharedProducer
     metrics: Metrics
+    database_probe: DatabaseProbe
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     # Where "now" comes from for validation timestamps and the timeout monitor (tests inject).
     clock: Clock = field(default_factory=SystemClock)
@@ -62,6 +63,7 @@ class Container:
         await self.producer.stop()
         await self.redis.aclose()
         await self.read_only_database.close()
+        self.database_probe.close()
         await self.engine.dispose()
 
 
@@ -72,7 +74,11 @@ def build_container(settings: Settings) -> Container:
         engine=engine,
         session_factory=db.create_session_factory(engine),
         read_only_database=ReadOnlyDatabase(
-            settings.database_url, settings.database_read_pool_size
+            settings.database_url,
+            settings.database_read_pool_size,
+            server_settings=db.server_settings(settings),
+            wait_seconds=settings.database_pool_timeout_seconds,
+            connect_timeout_seconds=settings.database_connect_timeout_seconds,
         ),
         redis=Redis.from_url(
             settings.redis_url,
@@ -81,9 +87,10 @@ def build_container(settings: Settings) -> Container:
         ),
         producer=SharedProducer(settings),
         metrics=Metrics(),
+        database_probe=DatabaseProbe(settings),
     )
     container.health_checks.update(
-        database=database_check(container.engine),
+        database=container.database_probe.check,
         redis=redis_check(container.redis),
         kafka=kafka_broker_check(container.producer),
     )
@@ -113,7 +120,6 @@ def build_workers(container: Container) -> list[Worker]:
             TimeoutMonitor(
                 session_factory=container.session_factory,
                 settings=container.settings,
-                clock=container.clock,
                 registry=container.metrics.registry,
             )
         )

@@ -142,12 +142,45 @@ def _discard_closed_connection(
         raise exc.DisconnectionError("connection closed by the server")
 
 
+def server_settings(settings: Settings) -> dict[str, str]:
+    """Session settings of every connection the service opens (engine, read pool, LISTEN).
+
+    ``synchronous_commit=on``: a commit the service acknowledges (before committing a Kafka
+    offset or publishing) survives a crash of the server, whatever the server's default (the
+    local servers run ``off``: kill -9 lost acknowledged commits). ``lock_timeout`` and
+    ``statement_timeout`` bound every wait on another transaction's locks and every statement.
+    """
+    return {
+        "synchronous_commit": "on",
+        "lock_timeout": str(settings.database_lock_timeout_ms),
+        "statement_timeout": str(settings.database_statement_timeout_ms),
+    }
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, whether asyncpg's own or wrapped by SQLAlchemy."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "sqlstate", None)
+        if isinstance(code, str):
+            return code
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.database_url,
         poolclass=FairAsyncQueuePool,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_args={
+            "server_settings": server_settings(settings),
+            "timeout": settings.database_connect_timeout_seconds,
+        },
     )
     event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
     return engine

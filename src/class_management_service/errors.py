@@ -10,12 +10,15 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from class_management_service.db import sqlstate
 from class_management_service.messaging.envelope import SOURCE_SERVICE
 from class_management_service.observability.context import current_correlation_id
 
@@ -116,6 +119,27 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_INTEGRITY_CLASS = "23"
+# SQLSTATEs (or their classes) of waits that ran out and of a database that is going away or
+# overloaded: a retry may well succeed, so 503 rather than 500.
+_RETRYABLE_SQLSTATES = ("55P03", "57014", "40001", "40P01", "57P01", "57P02", "57P03")
+_RETRYABLE_CLASSES = ("08", "53")
+
+
+def _is_retryable(exc: Exception, code: str | None) -> bool:
+    if code is not None:
+        return code in _RETRYABLE_SQLSTATES or code[:2] in _RETRYABLE_CLASSES
+    # No SQLSTATE: a pool wait that ran out, or a connection that failed or was lost.
+    return isinstance(
+        exc,
+        sqlalchemy.exc.TimeoutError
+        | sqlalchemy.exc.OperationalError
+        | sqlalchemy.exc.InterfaceError
+        | asyncpg.InterfaceError
+        | ConnectionError,
+    )
+
+
 def _readable_validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location, message and type: echoing the input back could reflect huge or hostile data.
     return [
@@ -156,6 +180,32 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail)
         )
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        code = sqlstate(exc)
+        if code is not None and code.startswith(_INTEGRITY_CLASS):
+            # A race lost against a concurrent change (e.g. the student named in a confirm was
+            # deleted meanwhile): the data conflicts, the service is fine.
+            return error_response(
+                409,
+                Conflict.code,
+                "The request conflicts with a concurrent change; reload and try again.",
+                {"sqlstate": code},
+            )
+        if _is_retryable(exc, code):
+            logger.warning(
+                "database unavailable for a request",
+                extra={"sqlstate": code, "error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
+            response = error_response(
+                503,
+                DependencyUnavailable.code,
+                "The database is busy or unavailable; retry shortly.",
+                {"dependency": "database", "retryable": True},
+            )
+            response.headers["Retry-After"] = "1"
+            return response
+        return await on_unexpected(request, exc)
+
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)
         return error_response(500, ServiceError.code, "An unexpected error occurred.")
@@ -163,4 +213,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, on_service_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(sqlalchemy.exc.SQLAlchemyError, on_database_error)
+    app.add_exception_handler(asyncpg.PostgresError, on_database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, on_database_error)
+    app.add_exception_handler(ConnectionError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)

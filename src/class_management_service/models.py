@@ -9,7 +9,7 @@ from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import Course
 from class_management_service.db import Base
 from class_management_service.messaging.dead_letter_store import StoredDeadLetter
-from class_management_service.outbox.models import OutboxEvent
+from class_management_service.outbox.models import OutboxAggregateSequence, OutboxEvent
 from class_management_service.students.models import Student
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ClassMembership",
     "Course",
     "EssayStudentAssociation",
+    "OutboxAggregateSequence",
     "OutboxEvent",
     "ProcessedEvent",
     "SchoolClass",

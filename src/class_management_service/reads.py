@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import sqlalchemy.exc
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
@@ -115,8 +116,21 @@ class ReadOnlyDatabase:
     request never gets a dead connection that asyncpg already knows is dead.
     """
 
-    def __init__(self, database_url: str, size: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        size: int,
+        *,
+        server_settings: Mapping[str, str] | None = None,
+        wait_seconds: float | None = None,
+        connect_timeout_seconds: float = 60.0,
+    ) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        self._server_settings = dict(server_settings or {})
+        # How long a request waits for a free slot (None: as long as it takes), like the
+        # engine's pool_timeout; then sqlalchemy's pool TimeoutError, answered 503.
+        self._wait_seconds = wait_seconds
+        self._connect_timeout = connect_timeout_seconds
         self._all = [_Slot() for _ in range(size)]
         self._idle: FairQueue[_Slot] | None = None  # created on the loop that uses it
 
@@ -130,10 +144,23 @@ class ReadOnlyDatabase:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         queue = self._queue()
-        slot = await queue.get()
+        if not queue.empty() or self._wait_seconds is None:
+            slot = await queue.get()  # no wait (the hot path), or no bound on it
+        else:
+            try:
+                async with asyncio.timeout(self._wait_seconds):
+                    slot = await queue.get()
+            except TimeoutError:
+                raise sqlalchemy.exc.TimeoutError(
+                    f"no read connection free within {self._wait_seconds:g} s"
+                ) from None
         try:
             if slot.connection is None or slot.connection.is_closed():
-                slot.connection = await asyncpg.connect(self._dsn)
+                slot.connection = await asyncpg.connect(
+                    self._dsn,
+                    server_settings=self._server_settings,
+                    timeout=self._connect_timeout,
+                )
             try:
                 yield slot.connection
             except BaseException as exc:

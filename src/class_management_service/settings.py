@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     database_max_overflow: int = 0
     # The GET routes' own pool of asyncpg connections (reads.ReadOnlyDatabase), opened on demand.
     database_read_pool_size: int = 10
+    # Bounded waits: nothing waits on the database without a limit. A request that cannot get a
+    # pooled connection, or a row/table lock, within these answers 503 (retryable) instead of
+    # hanging, and a worker backs off; a runaway statement is cancelled.
+    database_pool_timeout_seconds: float = 5.0
+    database_connect_timeout_seconds: float = 5.0
+    database_lock_timeout_ms: int = 5_000
+    database_statement_timeout_ms: int = 60_000
 
     # Kafka consumer of BatchAuthorMatchesSuggestedV1.
     consumer_group_id: str = "class_management_service"
@@ -73,7 +80,8 @@ class Settings(BaseSettings):
 
     # Health: the consumer loop must have completed a poll this recently to count as progressing.
     health_consumer_stall_seconds: float = 30.0
-    health_check_timeout_seconds: float = 2.0
+    # /healthz answers within 1 s: each dependency check gets this long.
+    health_check_timeout_seconds: float = 0.8
 
     # Workers can be switched off (e.g. an API-only replica, or tests of one worker).
     run_consumer: bool = True

@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from local_infra.paths import kafka_pom_path
@@ -93,9 +93,16 @@ def _failed_marker(archive: Path) -> Path:
     return archive.with_name(archive.name + ".failed")
 
 
-def new_cluster_id() -> str:
-    """What `kafka-storage random-uuid` prints: URL-safe base64 of 16 random bytes, no '='."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def new_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """What `kafka-storage random-uuid` prints: URL-safe base64 of 16 random bytes, no '='.
+
+    Like Kafka's own ``Uuid.randomUuid``, an id starting with '-' (1 in 64) is drawn again:
+    ``kafka-storage format -t -abc...`` reads it as an option and fails.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaServer(LocalServer):

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import LeaderNotAvailableError
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.models import (
@@ -27,7 +27,6 @@ from class_management_service.associations.models import (
 )
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import SchoolClass
-from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
@@ -91,7 +90,8 @@ async def add_events(
                 session,
                 topic=topic,
                 aggregate_type="test",
-                aggregate_id=f"aggregate-{i}",
+                # Per topic: rows of one aggregate are published one after the other.
+                aggregate_id=f"{topic}-{i}",
                 data={"n": i, "blob": "x" * payload_bytes},
                 correlation_id=uuid.uuid4(),
             ).event_id
@@ -164,7 +164,7 @@ async def test_publishes_the_stored_envelope_unchanged(
 
     (message,) = await consume(kafka_bootstrap, topic, 1)
     assert json.loads(message.value) == stored.envelope
-    assert message.key == b"aggregate-0"
+    assert message.key == f"{topic}-0".encode()
     headers = {name: value.decode() for name, value in message.headers}
     assert headers == stored.headers
     assert headers["event_id"] == str(event_id)
@@ -345,6 +345,8 @@ async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> 
                 batch_id=batch_id,
                 class_id=school_class.id,
                 status=AssociationStatus.NO_MATCH.value,
+                # Overdue on the database's clock, which the timeout uses.
+                created_at=func.now() - timedelta(hours=25),
             )
             for batch_id in batches
             for _ in range(2)
@@ -360,7 +362,6 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
     kafka_bootstrap: str,
 ) -> None:
     batches = await _seed_overdue_batches(session_factory, 40)
-    clock = FixedClock(datetime.now(UTC) + timedelta(hours=25))
     tuned = settings.model_copy(
         update={"outbox_batch_size": 5, "timeout_monitor_interval_seconds": 0.05}
     )
@@ -380,7 +381,6 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
             TimeoutMonitor(
                 session_factory=session_factory,
                 settings=tuned,
-                clock=clock,
                 registry=CollectorRegistry(),
                 name=f"monitor-{i}",
                 batch_limit=3,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from class_management_service.associations.events import decode_author_match_event
 from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
-from class_management_service.clock import FixedClock
 from class_management_service.messaging import topics
 from class_management_service.notifications.schemas import TeacherNotificationRequestedV1
 from class_management_service.settings import Settings
@@ -28,6 +27,7 @@ from tests.integration.platform_helpers import (
     read_topic,
     relay_outbox,
 )
+from tests.integration.test_timeout_monitor import age_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -327,11 +327,11 @@ async def test_timeout_notifies_and_continues_the_nlp_events_correlation_and_tra
         [decode_author_match_event(encode(incoming))]
     )
 
-    clock = FixedClock(datetime.now(UTC) + timedelta(hours=25))
+    # A day passes on the database's clock, the one the timeout decides by.
+    await age_rows(session_factory, timedelta(hours=25))
     monitor = TimeoutMonitor(
         session_factory=session_factory,
         settings=kafka_settings,
-        clock=clock,
         registry=CollectorRegistry(),
     )
     assert (await monitor.run_once()).finalized == [batch_id]

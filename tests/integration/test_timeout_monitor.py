@@ -1,4 +1,5 @@
-"""The validation timeout over a real PostgreSQL, driven by an injected clock (no sleeping)."""
+"""The validation timeout over a real PostgreSQL, on the database's clock: a test makes a batch
+older by moving its rows' ``created_at`` back (no sleeping)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from class_management_service.associations.models import (
     EssayStudentAssociation,
 )
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
+from class_management_service.bootstrap import build_container, build_workers
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
@@ -87,17 +89,27 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 def monitor(
     session_factory: SessionFactory,
     settings: Settings,
-    clock: FixedClock,
     registry: CollectorRegistry | None = None,
     name: str = "timeout-monitor",
 ) -> TimeoutMonitor:
     return TimeoutMonitor(
         session_factory=session_factory,
         settings=settings,
-        clock=clock,
         registry=registry or CollectorRegistry(),
         name=name,
     )
+
+
+async def age_rows(session_factory: SessionFactory, age: timedelta) -> None:
+    """Every association becomes ``age`` older: time passes, as the database sees it."""
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE essay_student_associations "
+                "SET created_at = created_at - CAST(:age AS interval)"
+            ),
+            {"age": age},
+        )
 
 
 async def rows_of(
@@ -149,13 +161,13 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
             correlation_id=uuid.uuid4(),
         )
     registry = CollectorRegistry()
-    worker = monitor(session_factory, settings, clock, registry)
+    worker = monitor(session_factory, settings, registry)
 
-    clock.advance(timedelta(hours=23, minutes=59))
+    await age_rows(session_factory, timedelta(hours=23, minutes=59))
     assert (await worker.run_once()).finalized == []
     assert await outbox(session_factory) == []
 
-    clock.advance(timedelta(minutes=2))
+    await age_rows(session_factory, timedelta(minutes=2))
     assert (await worker.run_once()).finalized == [batch_id]
     rows = await rows_of(session_factory, batch_id)
     assert (rows[confident].status, rows[confident].student_id) == (
@@ -169,7 +181,6 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
     for essay in (confident, threshold, weak, unmatched):
         assert rows[essay].validation_method == "timeout"
         assert rows[essay].validated_by is None
-        assert rows[essay].validated_at == clock.now()
     assert (rows[human].status, rows[human].validation_method) == (S.CONFIRMED, "human")
 
     (event,) = await outbox(session_factory)
@@ -186,6 +197,10 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
         confirmation = await session.get(BatchConfirmation, batch_id)
     assert confirmation is not None
     assert confirmation.timeout_triggered is True
+    # Stamped by the database's clock, at least a day after the rows were written.
+    for essay in (confident, threshold, weak, unmatched):
+        assert rows[essay].validated_at == confirmation.confirmed_at
+        assert confirmation.confirmed_at - rows[essay].created_at >= timedelta(hours=24)
 
     assert registry.get_sample_value("association_timeout_confirmed_total") == 2
     assert (
@@ -201,7 +216,7 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
     assert registry.get_sample_value("association_timeout_batches_total") == 1
 
     # Later passes find nothing more to do.
-    clock.advance(timedelta(days=3))
+    await age_rows(session_factory, timedelta(days=3))
     assert (await worker.run_once()).finalized == []
     assert len(await outbox(session_factory)) == 1
 
@@ -239,8 +254,8 @@ async def test_teacher_finalized_batch_is_never_re_published(
         )
         await session.commit()
 
-    clock.advance(timedelta(days=2))
-    assert (await monitor(session_factory, settings, clock).run_once()).finalized == []
+    await age_rows(session_factory, timedelta(days=2))
+    assert (await monitor(session_factory, settings).run_once()).finalized == []
     rows = await rows_of(session_factory, batch_id)
     assert rows[essays[0]].status == S.CONFIRMED
     assert rows[essays[0]].validation_method == "human"
@@ -248,13 +263,13 @@ async def test_teacher_finalized_batch_is_never_re_published(
 
 
 async def test_batch_a_teacher_is_deciding_is_left_alone_until_released(
-    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+    session_factory: SessionFactory, settings: Settings
 ) -> None:
     batch_id, essays, _ = await seed_batch(
         session_factory, [(S.PENDING_VALIDATION, 0.9), (S.PENDING_VALIDATION, 0.9)]
     )
-    clock.advance(timedelta(hours=25))
-    worker = monitor(session_factory, settings, clock)
+    await age_rows(session_factory, timedelta(hours=25))
+    worker = monitor(session_factory, settings)
     async with session_factory() as teacher_session, teacher_session.begin():
         # A teacher's request holds one row of the batch.
         await teacher_session.execute(
@@ -268,18 +283,42 @@ async def test_batch_a_teacher_is_deciding_is_left_alone_until_released(
 
 
 async def test_two_monitors_never_double_process(
-    session_factory: SessionFactory, settings: Settings, clock: FixedClock
+    session_factory: SessionFactory, settings: Settings
 ) -> None:
     batches = [
         (await seed_batch(session_factory, [(S.PENDING_VALIDATION, 0.9), (S.NO_MATCH, None)]))[0]
         for _ in range(30)
     ]
-    clock.advance(timedelta(hours=24, seconds=1))
-    first, second = (
-        monitor(session_factory, settings, clock, name=f"monitor-{i}") for i in range(2)
-    )
+    await age_rows(session_factory, timedelta(hours=24, seconds=1))
+    first, second = (monitor(session_factory, settings, name=f"monitor-{i}") for i in range(2))
     one, two = await asyncio.gather(first.run_once(), second.run_once())
     assert not set(one.finalized) & set(two.finalized)
     assert sorted(one.finalized + two.finalized) == sorted(batches)
     events = await outbox(session_factory)
     assert sorted(uuid.UUID(e.aggregate_id) for e in events) == sorted(batches)
+
+
+async def test_a_process_clock_a_day_ahead_does_not_time_out_a_fresh_batch(
+    session_factory: SessionFactory, make_settings: Callable[..., Settings]
+) -> None:
+    """Issue 12 row 11: the replica's clock runs 25 h ahead of the database's; an 8-second-old
+    batch must stay open (the service's own monitor, built as the service builds it)."""
+    batch_id, _, _ = await seed_batch(session_factory, [(S.PENDING_VALIDATION, 0.9)])
+    await age_rows(session_factory, timedelta(seconds=8))
+    container = build_container(
+        make_settings(run_timeout_monitor=True, validation_timeout_hours=24)
+    )
+    container.clock = FixedClock(datetime.now(UTC) + timedelta(hours=25))
+    try:
+        (worker,) = build_workers(container)
+        assert isinstance(worker, TimeoutMonitor)
+        assert (await worker.run_once()).finalized == []
+        assert (await rows_of(session_factory, batch_id)).popitem()[
+            1
+        ].status == S.PENDING_VALIDATION
+        assert await outbox(session_factory) == []
+        # A day later on the database's clock, the same monitor does decide it.
+        await age_rows(session_factory, timedelta(hours=24))
+        assert (await worker.run_once()).finalized == [batch_id]
+    finally:
+        await container.close()

@@ -50,6 +50,9 @@ FAULTS = (
     "replay into a restored database, Redis marks kept",
     "poison of ~1 MB",
     "5,000-essay batch confirmed",
+    "PostgreSQL kill -9 mid-stream",
+    "30 concurrent renames, 3 replicas",
+    "row lock held 15 s",
 )
 ABUSE = (
     "cross-teacher access",

@@ -12,6 +12,10 @@ locks the batch's rows with ``FOR UPDATE SKIP LOCKED`` and skips the batch unles
 of them (someone else — another monitor or a teacher's request — is working on it), then
 re-checks under the lock that the batch is still open and still overdue. A batch a teacher
 finalized is never touched or re-published.
+
+"Overdue" is measured on the database's clock (``now()``), the clock that stamped the rows'
+``created_at``: a replica whose own clock runs ahead (25 h in a test) must not decide a batch
+that is seconds old.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import logging
 import uuid
 import weakref
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import exists, func, select
@@ -44,11 +48,11 @@ from class_management_service.associations.service import (
     lock_batch,
     write_transitions,
 )
-from class_management_service.clock import Clock
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import continued_trace
 from class_management_service.settings import Settings
+from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +101,14 @@ class TimeoutMonitor:
         *,
         session_factory: async_sessionmaker[AsyncSession],
         settings: Settings,
-        clock: Clock,
         registry: CollectorRegistry,
         name: str = "timeout-monitor",
         batch_limit: int = 100,
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
-        self._clock = clock
+        self._timeout = timedelta(hours=settings.validation_timeout_hours)
+        self.backoff = Backoff()
         self._metrics = timeout_metrics(registry)
         self._name = name
         self._batch_limit = batch_limit
@@ -115,7 +119,12 @@ class TimeoutMonitor:
 
     async def run(self) -> None:
         while True:
-            outcome = await self.run_once()
+            try:
+                outcome = await self.run_once()
+            except DATABASE_UNAVAILABLE as exc:
+                await self.backoff.wait_after(exc, worker=self._name)
+                continue
+            self.backoff.reset()
             if outcome.finalized:
                 logger.info(
                     "validation timeout finalized batches",
@@ -123,18 +132,13 @@ class TimeoutMonitor:
                 )
             await asyncio.sleep(self._settings.timeout_monitor_interval_seconds)
 
-    def _cutoff(self, now: datetime) -> datetime:
-        return now - timedelta(hours=self._settings.validation_timeout_hours)
-
     async def run_once(self) -> TimeoutPass:
         """Finalize every overdue batch this replica can claim; returns what it did."""
         outcome = TimeoutPass(finalized=[])
         attempted: set[uuid.UUID] = set()
         while True:
             candidates = [
-                batch_id
-                for batch_id in await self._overdue_batches(self._cutoff(self._clock.now()))
-                if batch_id not in attempted
+                batch_id for batch_id in await self._overdue_batches() if batch_id not in attempted
             ]
             if not candidates:
                 return outcome
@@ -153,14 +157,14 @@ class TimeoutMonitor:
                 else:
                     outcome.skipped += 1
 
-    async def _overdue_batches(self, cutoff: datetime) -> list[uuid.UUID]:
+    async def _overdue_batches(self) -> list[uuid.UUID]:
         a = EssayStudentAssociation
         oldest = func.min(a.created_at)
         query = (
             select(a.batch_id)
             .where(
                 a.status.in_([status.value for status in UNDECIDED_STATUSES]),
-                a.created_at <= cutoff,
+                a.created_at <= func.now() - self._timeout,
                 ~exists().where(BatchConfirmation.batch_id == a.batch_id),
             )
             .group_by(a.batch_id)
@@ -198,9 +202,10 @@ class TimeoutMonitor:
         return rows if rows and len(rows) == total else None
 
     async def _time_out_batch(self, batch_id: uuid.UUID) -> bool:
-        now = self._clock.now()
-        cutoff = self._cutoff(now)
         async with self._session_factory() as session, session.begin():
+            # The database's time: the transaction's start, as now() in the rows it writes.
+            now = (await session.execute(select(func.now()))).scalar_one()
+            cutoff = now - self._timeout
             rows = await self._claim_batch(session, batch_id)
             if rows is None:
                 return False  # busy: another monitor or a teacher holds (part of) the batch

@@ -18,6 +18,7 @@ stores it in PostgreSQL, the outbox relay counts a failed attempt).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -158,6 +159,14 @@ class SizedProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships n
             )
 
 
+def _sender_died(producer: AIOKafkaProducer) -> bool:
+    """aiokafka's background sender stops for good on a fatal error (``OutOfOrderSequenceNumber``
+    when a broker restart lost an in-flight batch of the idempotent producer); every later send
+    then fails with that error. Only a new producer (a new producer id) sends again."""
+    task = producer._sender.sender_task
+    return task is not None and bool(task.done())
+
+
 class SharedProducer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -166,9 +175,14 @@ class SharedProducer:
         self._limits = TopicLimits(settings)
 
     async def get(self) -> SizedProducer:
-        if self._producer is not None:
+        if self._producer is not None and not _sender_died(self._producer):
             return self._producer
         async with self._lock:
+            if self._producer is not None and _sender_died(self._producer):
+                dead, self._producer = self._producer, None
+                logger.warning("the Kafka producer's sender stopped; starting a new producer")
+                with contextlib.suppress(Exception):
+                    await dead.stop()
             if self._producer is None:
                 producer = SizedProducer(
                     limits=self._limits,

@@ -11,11 +11,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import make_url
 
+from class_management_service.db import server_settings
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,47 @@ class CheckResult:
 HealthCheck = Callable[[], Awaitable[CheckResult]]
 
 
-def database_check(engine: AsyncEngine) -> HealthCheck:
-    async def check() -> CheckResult:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+class DatabaseProbe:
+    """The database check on a connection of its own, outside the write and read pools.
+
+    A health check that queued for a pooled connection reported a busy service (every pooled
+    connection waiting on a lock) as a dead database, and answered only when the pool did.
+    One connection, opened on first use and reopened after the server closed it; checks take
+    turns on it (each is a single ``SELECT 1``).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = (
+            make_url(settings.database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
+        self._server_settings = server_settings(settings)
+        self._connect_timeout = settings.health_check_timeout_seconds
+        self._connection: asyncpg.Connection | None = None
+        self._turn = asyncio.Lock()
+
+    async def check(self) -> CheckResult:
+        async with self._turn:
+            if self._connection is None or self._connection.is_closed():
+                self._connection = await asyncpg.connect(
+                    self._dsn,
+                    server_settings=self._server_settings,
+                    timeout=self._connect_timeout,
+                )
+            try:
+                await self._connection.fetchval("SELECT 1")
+            except BaseException:
+                # Timed out or failed mid-statement: its state is unknown, start afresh.
+                self._connection.terminate()
+                self._connection = None
+                raise
         return CheckResult(ok=True)
 
-    return check
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.terminate()
 
 
 def redis_check(redis: Redis) -> HealthCheck:

@@ -35,8 +35,15 @@ async def healthz(request: Request) -> JSONResponse:
         for name, worker in state.supervisor.states.items()
     }
     healthy = all(result.ok for result in results.values()) and not broken_workers
+    down = [name for name, result in results.items() if not result.ok] + [
+        f"worker {name}" for name in broken_workers
+    ]
     body = {
-        "status": "ok" if healthy else "unhealthy",
+        # The platform's tooling reads exactly "healthy"/"unhealthy" and a string message.
+        "status": "healthy" if healthy else "unhealthy",
+        "message": "All dependencies and workers are up."
+        if healthy
+        else f"Down: {', '.join(down)}.",
         "service": state.settings.service_name,
         "dependencies": dependencies,
         "workers": workers,

@@ -2,10 +2,19 @@
 
 Claim (lease): one short transaction picks due pending rows with ``FOR UPDATE SKIP LOCKED`` and
 pushes their ``next_attempt_at`` a lease ahead, then commits. For the lease's duration no other
-relay (replica) sees those rows, and no transaction stays open while Kafka is slow. The relay then
-publishes each stored envelope unchanged (same event_id, same timestamp, stored headers, key =
-``message_key``) on the shared idempotent producer (acks=all), and marks the sent rows published in
-a second short transaction.
+relay (replica) sees those rows, and no transaction stays open while Kafka is slow.
+
+Order: only an aggregate's *head* is claimed, its pending row with the lowest
+``aggregate_sequence`` (commit order, see migration 0005). While that row is pending (leased by
+a relay, or waiting for a retry) no relay takes the aggregate's later rows, so an aggregate's
+events reach Kafka in commit order however many relays run: a row is sent only after the broker
+acknowledged the one before it. (A re-send after a lease ran out can repeat an event after a
+later one; each event's first delivery is in order, and consumers dedupe on event_id.) A
+``failed`` row no longer holds its aggregate back.
+
+Publish: each stored envelope goes out unchanged (same event_id, same timestamp, stored headers,
+key = ``message_key``) on the shared idempotent producer (acks=all); the sent rows are marked
+published in a second short transaction.
 
 Crash between publish and mark: the lease expires, a relay claims the row again and re-sends it
 with the same event_id: at-least-once delivery, consumers dedupe on event_id.
@@ -36,14 +45,17 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderSequenceNumber
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Interval, Table, bindparam, case, func, select, update
+from sqlalchemy import Interval, Table, bindparam, case, exists, func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
+from class_management_service.db import server_settings
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.settings import Settings
+from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +128,10 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def _is_transient(exc: BaseException) -> bool:
+    # OutOfOrderSequenceNumber: the producer's state is broken, not the message; the shared
+    # producer replaces itself on the next use (messaging/producer.py).
     return bool(getattr(exc, "retriable", False)) or isinstance(
-        exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError
+        exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError | OutOfOrderSequenceNumber
     )
 
 
@@ -178,6 +192,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._gauges_refreshed_at = float("-inf")
         self._consecutive_outages = 0
+        self.backoff = Backoff()  # database failures; broker outages: _consecutive_outages
 
     @property
     def name(self) -> str:
@@ -199,8 +214,14 @@ class OutboxRelay:
                     next_listen_attempt = time.monotonic() + 5.0
                 # Cleared before claiming: a NOTIFY arriving during the claim keeps it set.
                 self._wake.clear()
-                result = await self.run_once()
-                await self._refresh_gauges_if_due()
+                try:
+                    result = await self.run_once()
+                    await self._refresh_gauges_if_due()
+                except DATABASE_UNAVAILABLE as exc:
+                    # Claimed rows stay leased and are sent again once the lease runs out.
+                    await self.backoff.wait_after(exc, worker=self._name)
+                    continue
+                self.backoff.reset()
                 if result.outage:
                     self._consecutive_outages += 1
                     await asyncio.sleep(backoff_seconds(self._consecutive_outages))
@@ -225,7 +246,11 @@ class OutboxRelay:
         )
         connection: asyncpg.Connection | None = None
         try:
-            connection = await asyncpg.connect(dsn, timeout=10)
+            connection = await asyncpg.connect(
+                dsn,
+                timeout=self._settings.database_connect_timeout_seconds,
+                server_settings=server_settings(self._settings),
+            )
             await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             if connection is not None:
@@ -272,12 +297,22 @@ class OutboxRelay:
 
     async def _claim(self) -> list[ClaimedEvent]:
         o = OutboxEvent
+        earlier = aliased(OutboxEvent, name="earlier")
         due = (
             select(o.id)
-            .where(o.status == OutboxStatus.PENDING.value, o.next_attempt_at <= func.now())
+            .where(
+                o.status == OutboxStatus.PENDING.value,
+                o.next_attempt_at <= func.now(),
+                ~exists().where(
+                    earlier.status == OutboxStatus.PENDING.value,
+                    earlier.aggregate_type == o.aggregate_type,
+                    earlier.aggregate_id == o.aggregate_id,
+                    earlier.aggregate_sequence < o.aggregate_sequence,
+                ),
+            )
             .order_by(o.next_attempt_at, o.created_at)
             .limit(self._settings.outbox_batch_size)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=o, skip_locked=True)
             .cte("due")
         )
         claim = (
@@ -311,7 +346,6 @@ class OutboxRelay:
             )
             for row in rows
         ]
-        # Oldest first, so one relay sends an aggregate's events in the order they were written.
         events.sort(key=lambda event: event.created_at)
         return events
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -102,8 +103,41 @@ def outbox_copy_records(
     return [record(event) for event in events]
 
 
+# One upsert takes the sequence numbers of every aggregate of a COPY at once (the insert trigger
+# would take them row by row: ~15 % of a 20,000-student import), in key order so that two bulk
+# writers lock shared aggregates in the same order.
+_RESERVE_SEQUENCES = """
+INSERT INTO outbox_aggregate_sequences AS s (aggregate_type, aggregate_id, last_sequence)
+SELECT t, i, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, i, n) ORDER BY t, i
+ON CONFLICT (aggregate_type, aggregate_id)
+DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence
+RETURNING s.aggregate_type, s.aggregate_id, s.last_sequence
+"""
+
+
 async def copy_outbox_records(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
-    """Binary COPY of :func:`outbox_copy_records` rows, inside the session's transaction."""
-    if records:
-        driver = await session_driver(session)
-        await driver.copy_records_to_table("outbox_events", columns=_COPY_COLUMNS, records=records)
+    """Binary COPY of :func:`outbox_copy_records` rows, inside the session's transaction.
+
+    Each row gets its aggregate's next ``aggregate_sequence`` (in the order of ``records``),
+    exactly as the insert trigger gives one to a single row (migration 0005).
+    """
+    if not records:
+        return
+    driver = await session_driver(session)
+    counts = Counter((record[1], record[2]) for record in records)
+    reserved = await driver.fetch(
+        _RESERVE_SEQUENCES,
+        [key[0] for key in counts],
+        [key[1] for key in counts],
+        list(counts.values()),
+    )
+    # The first number of each aggregate's reserved range.
+    next_sequence = {(row[0], row[1]): row[2] - counts[(row[0], row[1])] + 1 for row in reserved}
+    numbered = []
+    for record in records:
+        key = (record[1], record[2])
+        numbered.append((*record, next_sequence[key]))
+        next_sequence[key] += 1
+    await driver.copy_records_to_table(
+        "outbox_events", columns=(*_COPY_COLUMNS, "aggregate_sequence"), records=numbered
+    )

@@ -3,6 +3,10 @@
 A worker is an object with a ``name`` and an ``async run()`` that loops until cancelled. If
 ``run()`` raises, the supervisor logs it, marks the worker unhealthy (so /healthz says so) and
 starts it again after an exponential backoff. Nothing ever disappears silently.
+
+A database that is unavailable or busy (down, a lock or pool wait that ran out) is not a crash:
+workers catch :data:`DATABASE_UNAVAILABLE` around each pass and wait with a :class:`Backoff`,
+so a lock held for a minute does not turn into a crash loop.
 """
 
 from __future__ import annotations
@@ -14,7 +18,49 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import asyncpg
+import sqlalchemy.exc
+
 logger = logging.getLogger(__name__)
+
+
+# What a pass of a worker raises when the database is down, restarting, or busy beyond the
+# bounded waits (lock_timeout, statement_timeout, pool timeout): worth waiting out, not a bug.
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.DBAPIError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+class Backoff:
+    """Exponential delays between failed attempts: ``initial``, doubling, capped at
+    ``maximum``; :meth:`reset` after a success."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.failures = 0  # consecutive
+        self.last_error: str | None = None
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return float(min(self.initial * 2 ** min(self.failures - 1, 30), self.maximum))
+
+    def reset(self) -> None:
+        self.failures, self.last_error = 0, None
+
+    async def wait_after(self, exc: BaseException, *, worker: str) -> None:
+        """Log a failed pass of ``worker`` and sleep the next delay."""
+        delay = self.next_delay()
+        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        logger.warning(
+            "worker pass failed: database unavailable; backing off",
+            extra={"worker": worker, "retry_in_s": delay, "error": self.last_error},
+        )
+        await asyncio.sleep(delay)
 
 
 class Worker(Protocol):
@@ -63,7 +109,7 @@ class Supervisor:
 
     async def _keep_running(self, worker: Worker) -> None:
         state = self.states[worker.name]
-        backoff = self.initial_backoff_seconds
+        backoff = Backoff(self.initial_backoff_seconds, self.max_backoff_seconds)
         while True:
             state.running, state.started_at = True, time.monotonic()
             try:
@@ -76,12 +122,12 @@ class Supervisor:
                 state.running = False
                 state.restarts += 1
                 state.last_error = f"{type(exc).__name__}: {exc}"
+                # A worker that ran fine for a while before crashing starts again quickly.
+                if state.started_at and time.monotonic() - state.started_at > 60:
+                    backoff.reset()
+                delay = backoff.next_delay()
                 logger.exception(
                     "worker crashed; restarting",
-                    extra={"worker": worker.name, "restart_in_s": backoff},
+                    extra={"worker": worker.name, "restart_in_s": delay},
                 )
-            # A worker that ran fine for a while before crashing starts again from a short delay.
-            if state.started_at and time.monotonic() - state.started_at > 60:
-                backoff = self.initial_backoff_seconds
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, self.max_backoff_seconds)
+            await asyncio.sleep(delay)
