@@ -136,6 +136,15 @@ async def rows(session_factory: SessionFactory) -> dict[uuid.UUID, OutboxEvent]:
         return {row.id: row for row in result.scalars()}
 
 
+async def wait_until_published(session_factory: SessionFactory, polls: int = 600) -> None:
+    """Until no outbox row is pending (the workers keep running meanwhile)."""
+    for _ in range(polls):
+        if all(r.status != OutboxStatus.PENDING for r in (await rows(session_factory)).values()):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("outbox rows still pending")
+
+
 async def expire_leases(session_factory: SessionFactory) -> None:
     """What waiting out the lease (or the backoff) would do."""
     async with session_factory() as session:
@@ -391,6 +400,8 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
         messages = await consume(kafka_bootstrap, topic, len(batches), linger=2.0, within=60)
+        # The teacher's notifications (one aggregate, so one after the other) follow.
+        await wait_until_published(session_factory)
     finally:
         for task in tasks:
             task.cancel()
@@ -408,3 +419,40 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
     assert set(per_event) == {str(c.event_id) for c in confirmations}, "an event was lost"
     assert {m.key.decode() for m in messages} == {str(b) for b in batches}
     assert all(r.status == OutboxStatus.PUBLISHED for r in (await rows(session_factory)).values())
+
+
+async def test_one_aggregates_backlog_drains_without_waiting_for_the_poll_interval(
+    session_factory: SessionFactory,
+    settings: Settings,
+    producer: SharedProducer,
+    topic: str,
+    kafka_bootstrap: str,
+) -> None:
+    """A pass takes only each aggregate's first pending row; the relay must go on at once with
+    the successors, not after a poll interval per event (an hour here, no NOTIFY)."""
+    async with session_factory() as session:
+        for n in range(20):
+            add_outbox_event(
+                session,
+                topic=topic,
+                aggregate_type="test",
+                aggregate_id="one-teacher",
+                data={"n": n},
+                correlation_id=uuid.uuid4(),
+            )
+        await session.commit()
+    relay = make_relay(
+        session_factory,
+        producer,
+        settings.model_copy(update={"outbox_poll_interval_seconds": 3600.0}),
+        listen=False,
+    )
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until_published(session_factory)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    messages = await consume(kafka_bootstrap, topic, 20)
+    assert [json.loads(m.value)["data"]["n"] for m in messages] == list(range(20))

@@ -227,8 +227,10 @@ class OutboxRelay:
                     await asyncio.sleep(backoff_seconds(self._consecutive_outages))
                     continue
                 self._consecutive_outages = 0
-                if result.claimed >= self._settings.outbox_batch_size:
-                    continue  # more is probably due right now
+                if result.claimed >= self._settings.outbox_batch_size or result.published:
+                    # More is probably due right now: a full batch, or the successors of the
+                    # aggregates just published (a pass takes only each aggregate's first row).
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
                         self._wake.wait(), self._settings.outbox_poll_interval_seconds
