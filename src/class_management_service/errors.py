@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from class_management_service.messaging.envelope import SOURCE_SERVICE
 from class_management_service.observability.context import current_correlation_id
@@ -128,6 +129,25 @@ def _readable_validation_errors(exc: RequestValidationError) -> list[dict[str, A
     ]
 
 
+# The methods a 405's Allow header can name (FastAPI routes serve exactly their own; HEAD only
+# where a plain Starlette route adds it to GET, e.g. /docs).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own ``Allow`` names only the
+    first route matching the path, and here each method of a path is a route of its own; the
+    router is asked for each method instead, through the public ``matches``."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
@@ -142,12 +162,16 @@ def install_error_handlers(app: FastAPI) -> None:
             {"errors": _readable_validation_errors(exc)},
         )
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: NotFound.code, 405: "METHOD_NOT_ALLOWED", 401: Unauthorized.code}
-        return error_response(
+        response = error_response(
             exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail)
         )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error", exc_info=exc)

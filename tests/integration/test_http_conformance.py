@@ -1,0 +1,32 @@
+"""HTTP answers the framework gives before any route runs: a method the path does not serve,
+a body that is not the declared media type or not JSON. Each carries the contract's error body."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+TEACHER = {"X-User-ID": "teacher-conformance"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("POST", f"/v1/classes/{uuid.uuid4()}", "DELETE, GET, PUT"),
+        ("PATCH", f"/v1/classes/students/{uuid.uuid4()}", "DELETE, GET, PUT"),
+        ("DELETE", "/v1/classes/", "GET, POST"),
+        ("TRACE", "/healthz", "GET"),
+        ("OPTIONS", f"/v1/classes/{uuid.uuid4()}/students/import", "POST"),
+    ],
+)
+async def test_a_method_the_path_does_not_serve_is_405_with_every_allowed_method(
+    api_client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await api_client.request(method, path, headers=TEACHER)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
