@@ -111,6 +111,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflicts with existing data"),
         (413, "Request body too large"),
         (422, "Request failed validation"),
+        (431, "Request line and headers too large (the server's limit, 256 KiB by default)"),
         (500, "Unexpected failure (no details are leaked)"),
         (503, "A dependency is unavailable"),
     )
@@ -155,6 +156,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        # Every required header is an identity header (http/identity.py): without it, 401.
+        missing_headers = [
+            str(error["loc"][-1])
+            for error in exc.errors()
+            if error.get("type") == "missing" and error.get("loc", ())[:1] == ("header",)
+        ]
+        if missing_headers:
+            return error_response(
+                401,
+                Unauthorized.code,
+                "Identity headers are missing.",
+                {"missing_headers": missing_headers},
+            )
         return error_response(
             422,
             ValidationFailed.code,

@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from class_management_service.classes import service
 from class_management_service.classes.schemas import (
@@ -23,6 +24,17 @@ from class_management_service.http.pagination import Page, PageQuery
 from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
+
+
+class _ClassIdConvertor(StringConvertor):
+    """A class id segment is anything but ``students``: ``/v1/classes/students`` is the students
+    collection, and a method it does not serve is its 405, not a lookup of a class "students"
+    (a 422 with a ``class_id`` error)."""
+
+    regex = "(?!students$)[^/]+"
+
+
+register_url_convertor("class_id", _ClassIdConvertor())
 
 
 @router.post(
@@ -65,7 +77,7 @@ async def list_classes(
 
 
 @router.get(
-    "/{class_id}",
+    "/{class_id:class_id}",
     response_model=ClassResponse,
     summary="Get a class",
     description="404 also when the class belongs to another teacher.",
@@ -75,7 +87,7 @@ async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> J
 
 
 @router.put(
-    "/{class_id}",
+    "/{class_id:class_id}",
     response_model=ClassResponse,
     summary="Update a class",
     description=(
@@ -91,7 +103,7 @@ async def update_class(
 
 
 @router.delete(
-    "/{class_id}",
+    "/{class_id:class_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Delete a class",

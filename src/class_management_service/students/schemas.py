@@ -10,7 +10,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from class_management_service.classes.schemas import storable_text
+from class_management_service.classes.schemas import (
+    CONTROL_CHARACTERS,
+    VISIBLE_TEXT,
+    storable_text,
+)
 
 NAME_MAX_LENGTH = 100
 LEGAL_NAME_MAX_LENGTH = 255
@@ -37,18 +41,23 @@ NamePart = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
     AfterValidator(storable_text),
+    Field(json_schema_extra=VISIBLE_TEXT),
 ]
 LegalFullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=LEGAL_NAME_MAX_LENGTH),
     AfterValidator(storable_text),
+    Field(json_schema_extra=VISIBLE_TEXT),
 ]
+# normalize_email's rule for OpenAPI: surrounding whitespace, then one @ and a dot in the domain.
+_EMAIL_PART = f"[^@\\s{CONTROL_CHARACTERS}]+"
 Email = Annotated[
     str,
     Field(
         max_length=EMAIL_MAX_LENGTH,
         description="Stored trimmed and lower-cased; unique among one teacher's students.",
         examples=["anna.svensson@example.com"],
+        json_schema_extra={"pattern": f"^\\s*{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}\\s*$"},
     ),
     AfterValidator(normalize_email),
 ]
