@@ -29,7 +29,7 @@ MIN_CASES = 5_000
 WITHIN = 600.0
 
 
-async def _schemathesis(service: ServiceProcess, report_dir: Path) -> tuple[int, str]:
+async def _schemathesis(service: ServiceProcess, report_path: Path) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "st"),
         "--config-file",
@@ -38,8 +38,8 @@ async def _schemathesis(service: ServiceProcess, report_dir: Path) -> tuple[int,
         "run",
         "--report",
         "json",
-        "--report-dir",
-        str(report_dir),
+        "--report-json-path",
+        str(report_path),
         f"{service.base_url}/openapi.json",
         cwd=ROOT,
         env={
@@ -54,15 +54,20 @@ async def _schemathesis(service: ServiceProcess, report_dir: Path) -> tuple[int,
     return process.returncode, output.decode(errors="replace")
 
 
+def _load(path: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
 async def test_schemathesis_all_phases_and_checks_find_nothing(
     service_process: ServiceProcess, tmp_path: Path
 ) -> None:
-    exit_code, output = await _schemathesis(service_process, tmp_path)
+    exit_code, output = await _schemathesis(service_process, tmp_path / "report.json")
     where = f"{output}\n--- service log ---\n{service_process.log_tail(60)}"
     assert exit_code == 0, where
-    (report_path,) = tmp_path.glob("*.json")
-    report: dict[str, Any] = json.loads(report_path.read_text())
-    assert report["complete"] and report["stop_reason"] == "completed", where
+    report = _load(tmp_path / "report.json")
+    assert report["complete"], where
+    assert report["stop_reason"] == "completed", where
     assert report["test_cases"]["with_failures"] == 0, where
     assert report["errors"] == [], where
     assert report["test_cases"]["generated"] >= MIN_CASES, report["test_cases"]
