@@ -61,7 +61,8 @@ async def list_batch_associations(
         "than the suggestion reassigns the essay and must be in the class roster) or rejects "
         "(`confirmed: false`) one essay. Repeating a decision is a no-op. When every essay of "
         "the batch is decided, StudentAssociationsConfirmedV1 is published once; afterwards a "
-        "different decision is a 409."
+        "different decision is a 409. An essay not in the batch or a student outside the "
+        "class is a 422 (`details` names them)."
     ),
     response_model=ConfirmAssociationsResponse,
 )
