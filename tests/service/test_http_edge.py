@@ -26,7 +26,8 @@ MiB = 1024 * 1024
 HEAD_LIMIT = 256 * 1024  # the default max_request_head_bytes
 # Short, so the slowloris test sees the deadline pass; the others keep the default (10 s), which
 # is also how long a refused client may go on sending before the server closes on it.
-SHORT_HEAD_TIMEOUT = 1.0
+SHORT_HEAD_TIMEOUT = 2.0
+HALF_HEADS = 500  # as many as the attack that held every one of them open
 # Generous bound for conditions the service must reach (never a timing assertion).
 WITHIN = 30.0
 StartService = Callable[..., Awaitable[ServiceProcess]]
@@ -147,18 +148,22 @@ async def test_connections_that_never_finish_their_head_are_closed_by_the_server
 ) -> None:
     service = await start_service(request_head_timeout_seconds=str(SHORT_HEAD_TIMEOUT))
     sockets_before = _open_sockets(service.pid)
-    half_heads = [await _connect(service) for _ in range(100)]
-    silent = await _connect(service)  # connects and sends nothing at all
+    connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
-        for _, writer in half_heads:
+        for _ in range(HALF_HEADS):
+            reader, writer = await _connect(service)
+            # At once, so each head has started long before its deadline passes.
             writer.write(b"GET /v1/classes/ HTTP/1.1\r\nHost: cms\r\nX-User-ID: tea")
+            connections.append((reader, writer))
+        half_heads = list(connections)
+        connections.append(await _connect(service))  # connects and sends nothing at all
         await asyncio.gather(*(writer.drain() for _, writer in half_heads))
 
         answers = await asyncio.gather(*(_read_answer(reader) for reader, _ in half_heads))
         for status, headers, body in answers:
             assert status == 408
             _assert_contract_error(headers, body, "REQUEST_TIMEOUT")
-        assert await asyncio.wait_for(silent[0].read(), WITHIN) == b""
+        assert await asyncio.wait_for(connections[-1][0].read(), WITHIN) == b""
 
         # Closed on the server's side too, while every client still holds its end open.
         deadline = time.monotonic() + WITHIN
@@ -168,7 +173,7 @@ async def test_connections_that_never_finish_their_head_are_closed_by_the_server
             )
             await asyncio.sleep(0.1)
     finally:
-        for _, writer in [*half_heads, silent]:
+        for _, writer in connections:
             writer.close()
 
     async with httpx.AsyncClient(base_url=service.base_url, timeout=WITHIN) as client:
