@@ -4,8 +4,9 @@ The command is the documented one (``schemathesis.toml`` at the repository root:
 every check, a fixed seed): examples, coverage (boundary values, missing headers, methods a path
 does not serve), fuzzing (schema-valid and schema-violating requests) and the stateful phase
 (sequences following the OpenAPI links: create a class or student, then read, update, delete,
-import into it). It fails on any 5xx, any status, content type, header or body the document
-does not declare, a valid request refused, an invalid one accepted, a 405 without ``Allow``.
+import into it), the review operations on a batch the test ingests from Kafka. It fails on any
+5xx, any status, content type, header or body the document does not declare, a valid request
+refused, an invalid one accepted, a 405 without ``Allow``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ async def _schemathesis(service: ServiceProcess, report_path: Path) -> tuple[int
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), WITHIN)
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), WITHIN)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
     assert process.returncode is not None
     return process.returncode, output.decode(errors="replace")
 
