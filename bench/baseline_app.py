@@ -2,10 +2,10 @@
 
     python -m bench.baseline_app --port 8123
 
-Served exactly like the service (one uvicorn worker with the service's ``UVICORN_OPTIONS``:
-uvloop, httptools, no access log), so the service's figures divided by these show what the
-service itself adds on top of the framework and the server: middleware, dependencies,
-validation, database round trips, serialization.
+Served exactly like the service (one uvicorn worker with the service's ``uvicorn_options``:
+uvloop, httptools with the request-head limits, no access log), so the service's figures
+divided by these show what the service itself adds on top of the framework and the server:
+middleware, dependencies, validation, database round trips, serialization.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import argparse
 import uvicorn
 from fastapi import FastAPI
 
-from class_management_service.cli import UVICORN_OPTIONS
+from class_management_service.cli import uvicorn_options
+from class_management_service.settings import Settings
 
 app = FastAPI()
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, **UVICORN_OPTIONS)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, **uvicorn_options(Settings()))
 
 
 if __name__ == "__main__":

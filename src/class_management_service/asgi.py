@@ -1,4 +1,9 @@
-"""ASGI entry point: ``uvicorn --factory class_management_service.asgi:create_app``."""
+"""ASGI entry point: ``uvicorn --factory class_management_service.asgi:create_app``.
+
+Serve it with ``class-management-service run``: that adds the request-head size limit and
+deadline (``http/server.py``, through ``cli.uvicorn_options``) a bare ``uvicorn`` command line
+does not have.
+"""
 
 from __future__ import annotations
 

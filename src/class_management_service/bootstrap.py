@@ -23,6 +23,7 @@ from class_management_service.classes.routes import router as classes_router
 from class_management_service.clock import Clock, SystemClock
 from class_management_service.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
+from class_management_service.http.openapi import install_links
 from class_management_service.internal.routes import router as internal_router
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.observability.health import (
@@ -174,6 +175,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         )
 
     install_error_handlers(app)
+    install_links(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=container.metrics.http,

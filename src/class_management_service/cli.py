@@ -9,21 +9,26 @@ from typing import Any
 
 import uvicorn
 
+from class_management_service.http.server import guarded_http_protocol
 from class_management_service.migrations import runner
 from class_management_service.observability.logging import configure_logging
 from class_management_service.settings import Settings
 
-# How uvicorn serves the app: uvloop and httptools (both from uvicorn[standard]; uvicorn's
-# "auto" would fall back to asyncio/h11 silently if they were missing, here that is an error),
-# no uvicorn logging config or access log (our JSON logging and middleware do that).
-# bench/baseline_app.py serves its bare app with the same options.
-UVICORN_OPTIONS: dict[str, Any] = {
-    "loop": "uvloop",
-    "http": "httptools",
-    "log_config": None,
-    "access_log": False,
-    "timeout_graceful_shutdown": 10,
-}
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app: uvloop and httptools (both from uvicorn[standard]; uvicorn's
+    "auto" would fall back to asyncio/h11 silently if they were missing, here that is an error)
+    with the request-head limits of ``http/server.py``, no uvicorn logging config or access log
+    (our JSON logging and middleware do that). ``bench/baseline_app.py`` serves the same way."""
+    return {
+        "loop": "uvloop",
+        "http": guarded_http_protocol(
+            settings.max_request_head_bytes, settings.request_head_timeout_seconds
+        ),
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         factory=True,
         host=settings.host,
         port=args.port or settings.port,
-        **UVICORN_OPTIONS,
+        **uvicorn_options(settings),
     )
     return 0
 

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from class_management_service.db import sqlstate
 from class_management_service.messaging.envelope import SOURCE_SERVICE
@@ -113,6 +114,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (409, "Conflicts with existing data"),
         (413, "Request body too large"),
         (422, "Request failed validation"),
+        (431, "Request line and headers too large (the server's limit, 256 KiB by default)"),
         (500, "Unexpected failure (no details are leaked)"),
         (503, "A dependency is unavailable"),
     )
@@ -152,6 +154,25 @@ def _readable_validation_errors(exc: RequestValidationError) -> list[dict[str, A
     ]
 
 
+# The methods a 405's Allow header can name (FastAPI routes serve exactly their own; HEAD only
+# where a plain Starlette route adds it to GET, e.g. /docs).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's own ``Allow`` names only the
+    first route matching the path, and here each method of a path is a route of its own; the
+    router is asked for each method instead, through the public ``matches``."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
@@ -159,6 +180,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        # Every required header is an identity header (http/identity.py): without it, 401.
+        missing_headers = [
+            str(error["loc"][-1])
+            for error in exc.errors()
+            if error.get("type") == "missing" and error.get("loc", ())[:1] == ("header",)
+        ]
+        if missing_headers:
+            return error_response(
+                401,
+                Unauthorized.code,
+                "Identity headers are missing.",
+                {"missing_headers": missing_headers},
+            )
         errors = _readable_validation_errors(exc)
         if any(error["loc"][:1] == ["path"] for error in errors):
             # A path that names no resource is a malformed request, on every route (the
@@ -173,12 +207,16 @@ def install_error_handlers(app: FastAPI) -> None:
             422, ValidationFailed.code, "The request failed validation.", {"errors": errors}
         )
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         codes = {404: NotFound.code, 405: "METHOD_NOT_ALLOWED", 401: Unauthorized.code}
-        return error_response(
+        response = error_response(
             exc.status_code, codes.get(exc.status_code, "HTTP_ERROR"), str(exc.detail)
         )
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
+        return response
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         code = sqlstate(exc)

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     run_timeout_monitor: bool = True
 
     max_request_body_bytes: int = 5 * 1024 * 1024
+    # The request line and headers (431 beyond) and the time they may take to arrive (408 after;
+    # slowloris). The limit fits the longest head a schema-valid request has: class-info's
+    # 20,000-character batch_ids percent-encoded (up to 12 bytes a character), plus headers.
+    max_request_head_bytes: int = 256 * 1024
+    request_head_timeout_seconds: float = 10.0
 
     # One JSON log line per HTTP request at INFO when true; otherwise at DEBUG (seen with
     # LOG_LEVEL=DEBUG), while 5xx answers are always logged (WARNING). Off by default: the line

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from class_management_service.associations import service
 from class_management_service.associations.decisions import TeacherDecision
@@ -19,7 +20,11 @@ from class_management_service.http.identity import TeacherId
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.unit_of_work import Uow
 
-router = APIRouter(prefix="/v1/batches", tags=["student associations"])
+router = APIRouter(prefix="/v1/batches", tags=["student associations"], responses=ERROR_RESPONSES)
+# Checked by _batch_uuid (400, not FastAPI's 422: the contract's answer to a non-UUID path id).
+BatchId = Annotated[
+    str, Path(description="The batch's UUID.", json_schema_extra={"format": "uuid"})
+]
 
 
 def _batch_uuid(batch_id: str) -> uuid.UUID:
@@ -45,7 +50,7 @@ def _clock(request: Request) -> Clock:
     responses={k: ERROR_RESPONSES[k] for k in (400, 401)},
 )
 async def list_batch_associations(
-    batch_id: str, teacher_id: TeacherId, uow: Uow
+    batch_id: BatchId, teacher_id: TeacherId, uow: Uow
 ) -> BatchAssociationsResponse:
     return await service.get_batch_associations(
         uow.session, batch_id=_batch_uuid(batch_id), teacher_id=teacher_id
@@ -62,13 +67,13 @@ async def list_batch_associations(
         "without a student confirms that it has none. Repeating a decision is a no-op. When "
         "every essay of the batch is decided, StudentAssociationsConfirmedV1 is published once "
         "(with this request's correlation id and trace context); afterwards a different "
-        "decision is a 409."
+        "decision is a 409. An essay not in the batch or a student outside the "
+        "class is a 422 (`details` names them)."
     ),
     response_model=ConfirmAssociationsResponse,
-    responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404, 409, 422)},
 )
 async def confirm_batch_associations(
-    batch_id: str,
+    batch_id: BatchId,
     body: ConfirmAssociationsRequest,
     teacher_id: TeacherId,
     uow: Uow,

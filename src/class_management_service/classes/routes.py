@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from class_management_service.classes import service
 from class_management_service.classes.schemas import (
@@ -25,6 +26,17 @@ from class_management_service.http.pagination import PageQuery
 from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
+
+
+class _ClassIdConvertor(StringConvertor):
+    """A class id segment is anything but ``students``: ``/v1/classes/students`` is the students
+    collection, and a method it does not serve is its 405, not a lookup of a class "students"
+    (a 422 with a ``class_id`` error)."""
+
+    regex = "(?!students$)[^/]+"
+
+
+register_url_convertor("class_id", _ClassIdConvertor())
 
 
 @router.post(
@@ -67,7 +79,7 @@ async def list_classes(
 
 
 @router.get(
-    "/{class_id}",
+    "/{class_id:class_id}",
     response_model=ClassResponse,
     summary="Get a class",
     description="404 also when the class belongs to another teacher.",
@@ -77,7 +89,7 @@ async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> J
 
 
 @router.put(
-    "/{class_id}",
+    "/{class_id:class_id}",
     response_model=ClassResponse,
     summary="Update a class",
     description=(
@@ -93,7 +105,7 @@ async def update_class(
 
 
 @router.delete(
-    "/{class_id}",
+    "/{class_id:class_id}",
     summary="Delete a class",
     description=(
         "Deletes the class and its memberships (the students themselves stay), and the essay "

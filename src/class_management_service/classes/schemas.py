@@ -15,7 +15,14 @@ from class_management_service.http.pagination import Pagination
 
 # C0/C1 control characters (tabs and newlines included): never part of a name, and NUL cannot
 # be stored by PostgreSQL at all (it would surface as a 500 instead of a 422).
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CHARACTERS}]")
+# The same rules as OpenAPI declares them (JSON Schema `pattern`, enforced by storable_text and
+# the strip + min_length of the types below): no control character; a name has a visible one.
+_NO_CONTROL_CHARACTERS = {"pattern": f"^[^{CONTROL_CHARACTERS}]*$"}
+VISIBLE_TEXT = {
+    "pattern": f"^[^{CONTROL_CHARACTERS}]*[^\\s{CONTROL_CHARACTERS}][^{CONTROL_CHARACTERS}]*$"
+}
 
 
 def storable_text(value: str) -> str:
@@ -34,12 +41,14 @@ ClassName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(storable_text),
+    Field(json_schema_extra=VISIBLE_TEXT),
 ]
 # Free-text filters share the name rules (a filter longer than any name matches nothing anyway).
 SearchText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=255),
     AfterValidator(storable_text),
+    Field(json_schema_extra=_NO_CONTROL_CHARACTERS),
 ]
 ExactlyOneCourse = Annotated[
     list[CourseCode],

@@ -11,16 +11,25 @@ from fastapi import Depends, Header, Request
 from class_management_service.errors import Unauthorized
 from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
 
+# Declared required in OpenAPI where a route needs them; a missing one is answered 401, not 422
+# (errors.py: a missing required header is always a missing identity). A value with no visible
+# character counts as none.
+_VISIBLE = {"pattern": r"\S"}
+
 
 # Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
 # in the thread pool, a thread hand-off per request that cost ~30 % of GET throughput.
 async def _teacher_id(
     x_user_id: Annotated[
-        str | None,
-        Header(description="The authenticated teacher, set by the API gateway.", max_length=255),
-    ] = None,
+        str,
+        Header(
+            description="The authenticated teacher, set by the API gateway (401 without).",
+            max_length=255,
+            json_schema_extra=_VISIBLE,
+        ),
+    ],
 ) -> str:
-    if x_user_id is None or not x_user_id.strip():
+    if not x_user_id.strip():
         raise Unauthorized("The X-User-ID header is required.")
     return x_user_id.strip()
 
@@ -47,7 +56,12 @@ def _key_matches(request: Request, presented: str) -> bool:
 
 
 def _internal_caller(request: Request, key: str | None, service_id: str | None) -> str:
-    if key is None or not service_id or not _key_matches(request, key):
+    if (
+        key is None
+        or service_id is None
+        or not service_id.strip()
+        or not _key_matches(request, key)
+    ):
         # Never echo or log the presented key.
         raise Unauthorized("Valid X-Internal-API-Key and X-Service-ID headers are required.")
     return service_id
@@ -55,8 +69,15 @@ def _internal_caller(request: Request, key: str | None, service_id: str | None) 
 
 async def _internal_service(
     request: Request,
-    x_internal_api_key: _KeyHeader = None,
-    x_service_id: _ServiceIdHeader = None,
+    x_internal_api_key: Annotated[
+        str, Header(description="Shared secret of internal platform callers (401 if wrong).")
+    ],
+    x_service_id: Annotated[
+        str,
+        Header(
+            description="Name of the calling service.", max_length=255, json_schema_extra=_VISIBLE
+        ),
+    ],
 ) -> str:
     return _internal_caller(request, x_internal_api_key, x_service_id)
 

@@ -149,7 +149,8 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         # Unmatched paths share one label so random URLs cannot blow up metric cardinality.
-        template = getattr(route, "path", None) or "unmatched"
+        # path_format: the template without parameter convertors ("{class_id}", as in OpenAPI).
+        template = getattr(route, "path_format", None) or "unmatched"
         method = scope["method"]
         self._metrics.requests.labels(method, template, str(status)).inc()
         self._metrics.latency.labels(method, template).observe(elapsed)

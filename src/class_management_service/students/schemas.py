@@ -11,7 +11,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from class_management_service.classes.schemas import storable_text
+from class_management_service.classes.schemas import (
+    CONTROL_CHARACTERS,
+    VISIBLE_TEXT,
+    storable_text,
+)
 from class_management_service.http.pagination import Pagination
 
 NAME_MAX_LENGTH = 100
@@ -62,12 +66,16 @@ NamePart = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=NAME_MAX_LENGTH),
     AfterValidator(storable_text),
+    Field(json_schema_extra=VISIBLE_TEXT),
 ]
 LegalFullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=LEGAL_NAME_MAX_LENGTH),
     AfterValidator(storable_text),
+    Field(json_schema_extra=VISIBLE_TEXT),
 ]
+# normalize_email's rule for OpenAPI: surrounding whitespace, then one @ and a dot in the domain.
+_EMAIL_PART = f"[^@\\s{CONTROL_CHARACTERS}]+"
 Email = Annotated[
     str,
     Field(
@@ -77,6 +85,7 @@ Email = Annotated[
             "one teacher's students in that form."
         ),
         examples=["anna.svensson@example.com"],
+        json_schema_extra={"pattern": f"^\\s*{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}\\s*$"},
     ),
     AfterValidator(normalize_email),
 ]
