@@ -24,9 +24,14 @@ EMAIL_MAX_LENGTH = 255
 # Enough for any real request; bounds the work (and the lock set) of one call.
 MAX_CLASS_IDS = 100
 
-# Deliberately permissive (one @, a dot in the domain, no whitespace): the address is an
-# identifier here, never mailed to, and over-strict checks reject real international addresses.
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Deliberately permissive (one @, a dot in the domain, no whitespace), checked on the address as
+# typed: the address is an identifier here, never mailed to, and over-strict checks reject real
+# international addresses. The fullwidth and small forms of "@" and "." count as them (NFKC makes
+# them the same key); the key itself is not re-checked, as NFKC may turn a letter into a space and
+# a combining mark (U+00A8).
+_AT = "@\uff20\ufe6b"
+_DOT = ".\uff0e\ufe52"
+_EMAIL = re.compile(f"[^{_AT}\\s]+[{_AT}][^{_AT}\\s]+[{_DOT}][^{_AT}\\s]+")
 
 # Unicode's Default_Ignorable_Code_Point characters (zero-width spaces and joiners, soft hyphen,
 # direction marks, variation selectors, tags...): invisible, so never what tells two addresses
@@ -54,11 +59,11 @@ def email_key(raw: str) -> str:
 def normalize_email(raw: str) -> str:
     """The address in its :func:`email_key` form, so one address is one student per teacher
     however it is typed (the database enforces it too)."""
+    if not _EMAIL.fullmatch(raw.strip()):
+        raise ValueError("is not an e-mail address")
     email = storable_text(email_key(raw))
     if len(email) > EMAIL_MAX_LENGTH:
         raise ValueError(f"must be at most {EMAIL_MAX_LENGTH} characters")
-    if not _EMAIL.fullmatch(email):
-        raise ValueError("is not an e-mail address")
     return email
 
 
@@ -75,7 +80,7 @@ LegalFullName = Annotated[
     Field(json_schema_extra=VISIBLE_TEXT),
 ]
 # normalize_email's rule for OpenAPI: surrounding whitespace, then one @ and a dot in the domain.
-_EMAIL_PART = f"[^@\\s{CONTROL_CHARACTERS}]+"
+_EMAIL_PART = f"[^{_AT}\\s{CONTROL_CHARACTERS}]+"
 Email = Annotated[
     str,
     Field(
@@ -85,7 +90,9 @@ Email = Annotated[
             "one teacher's students in that form."
         ),
         examples=["anna.svensson@example.com"],
-        json_schema_extra={"pattern": f"^\\s*{_EMAIL_PART}@{_EMAIL_PART}\\.{_EMAIL_PART}\\s*$"},
+        json_schema_extra={
+            "pattern": f"^\\s*{_EMAIL_PART}[{_AT}]{_EMAIL_PART}[{_DOT}]{_EMAIL_PART}\\s*$"
+        },
     ),
     AfterValidator(normalize_email),
 ]
@@ -129,10 +136,9 @@ class StudentUpdate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {
-                    "person_name": {"first_name": "Anna", "last_name": "Berg"},
-                    "add_class_ids": ["0b0c5e4e-2f4a-4b0e-8f5e-3c9f1d2a7b61"],
-                }
+                # Partial: only the first name and the e-mail change. (An example naming a
+                # class would name one no caller owns: a 404.)
+                {"person_name": {"first_name": "Anna"}, "email": "anna.berg@example.com"}
             ]
         }
     )
