@@ -17,7 +17,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.reads import session_driver
-from class_management_service.students.importer import PlannedUpdate, RosterRow
+from class_management_service.students.import_plan import PlannedUpdate
+from class_management_service.students.importer import RosterRow
 
 
 class EmailTakenMeanwhile(Exception):
