@@ -24,12 +24,8 @@ from class_management_service.associations.decisions import (
     Transition,
     decide_for_teacher,
 )
-from class_management_service.associations.models import (
-    AssociationStatus,
-    BatchConfirmation,
-    EssayStudentAssociation,
-    ValidationMethod,
-)
+from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.schemas import (
     BatchAssociationsResponse,
     ConfirmAssociationsResponse,

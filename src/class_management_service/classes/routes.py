@@ -18,7 +18,7 @@ from class_management_service.classes.schemas import (
     ClassUpdate,
     SearchText,
 )
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText

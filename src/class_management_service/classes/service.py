@@ -24,7 +24,8 @@ from class_management_service.classes.schemas import (
     ClassUpdate,
     ClassUpdatedV1,
 )
-from class_management_service.courses.models import Course, CourseCode
+from class_management_service.courses.domain import CourseCode
+from class_management_service.courses.models import Course
 from class_management_service.courses.reference import course_id
 from class_management_service.errors import NotFound
 from class_management_service.http.pagination import (
