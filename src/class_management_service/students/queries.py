@@ -1,10 +1,10 @@
 """Read side of the students feature: the GET responses, rendered as JSON by PostgreSQL.
 
-The rendered select is derived from the response model: each field of :class:`StudentResponse`
-is the ``students`` column of the same name (timestamps in their ISO form), unless
-:data:`_COMPUTED` says how to compute it. So a new plain column reaches the responses by being
-added to the model, the migration and the response schema, and a response field that the
-database cannot produce fails at import.
+The rendered select is derived from the response model (:func:`reads.response_columns`): each
+field of :class:`StudentResponse` is the ``students`` column of the same name (timestamps in their
+ISO form), unless :data:`_COMPUTED` says how to compute it. So a new plain column reaches the
+responses by being added to the model, the migration and the response schema, and a response
+field the database cannot produce fails at import.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 from sqlalchemy import (
     ColumnElement,
-    DateTime,
     Select,
     String,
     Uuid,
@@ -38,7 +37,12 @@ from class_management_service.http.pagination import (
     order_by,
     page_query,
 )
-from class_management_service.reads import RawQuery, ReadOnlyDatabase, iso_timestamp, json_rows
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    json_rows,
+    response_columns,
+)
 from class_management_service.students.models import Student
 from class_management_service.students.schemas import (
     PersonNameResponse,
@@ -57,15 +61,9 @@ def student_not_found(student_id: uuid.UUID) -> NotFound:
     return NotFound("Student not found.", {"student_id": str(student_id)})
 
 
-def _column(name: str) -> ColumnElement[Any]:
-    """The ``students`` column of a response field, in its JSON form."""
-    column: ColumnElement[Any] = Student.__table__.c[name]
-    return iso_timestamp(column) if isinstance(column.type, DateTime) else column
-
-
 def _person_name() -> ColumnElement[Any]:
     names = (
-        select(*(_column(name) for name in PersonNameResponse.model_fields))
+        select(*response_columns(PersonNameResponse, Student.__table__))
         .correlate(Student)
         .subquery("n")
     )
@@ -96,12 +94,9 @@ _COMPUTED: dict[str, Callable[[], ColumnElement[Any]]] = {
 def owned_students() -> Select[Any]:
     """Student rows labelled and shaped like :class:`StudentResponse`, in its field order;
     parameter ``teacher_id``."""
-    return select(
-        *(
-            (_COMPUTED[name]() if name in _COMPUTED else _column(name)).label(name)
-            for name in StudentResponse.model_fields
-        )
-    ).where(Student.created_by_user_id == bindparam("teacher_id", type_=String))
+    return select(*response_columns(StudentResponse, Student.__table__, _COMPUTED)).where(
+        Student.created_by_user_id == bindparam("teacher_id", type_=String)
+    )
 
 
 _STUDENT = RawQuery.of(

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.classes.service import class_not_found
+from class_management_service.classes.queries import class_not_found
 from class_management_service.errors import Conflict
 from class_management_service.messaging import topics
 from class_management_service.notifications.outbox import notify_roster_imported
