@@ -7,7 +7,6 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import String, any_, bindparam, exists, select
 from sqlalchemy import literal as sql_literal
@@ -22,6 +21,7 @@ from class_management_service.messaging import topics
 from class_management_service.notifications.outbox import notify_roster_imported
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import (
+    OutboxCopyRecord,
     PendingEvent,
     copy_outbox_records,
     outbox_copy_records,
@@ -171,7 +171,7 @@ async def _class_members(
 
 def _import_outbox_records(
     plan: ImportPlan, teacher_id: str, class_id: uuid.UUID, correlation_id: uuid.UUID
-) -> list[tuple[Any, ...]]:
+) -> list[OutboxCopyRecord]:
     return outbox_copy_records(
         AGGREGATE_TYPE, _import_events(plan, teacher_id, class_id, correlation_id)
     )
