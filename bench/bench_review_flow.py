@@ -25,7 +25,7 @@ from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_app
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings

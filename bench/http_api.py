@@ -23,7 +23,7 @@ import asyncpg
 from bench.harness import Harness, ServiceProcess, Stats, plain_dsn, progress, run_async
 from bench.report import Section, Table, Target, bar_chart, number, ratio, stats_cells
 from bench.wrk import WrkResult, ensure_wrk, get_script, post_script, run_wrk
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 
 CONNECTIONS = 32

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import sqlalchemy.exc
+from pydantic import BaseModel
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
+    DateTime,
+    FromClause,
     Select,
     SQLColumnExpression,
     Text,
@@ -87,6 +90,24 @@ def json_rows(statement: Select[Any]) -> Select[Any]:
     rows = statement.subquery("r")
     # ::text: the session's connections decode json into dicts (SQLAlchemy's codec).
     return select(cast(func.row_to_json(rows.table_valued()), Text)).select_from(rows)
+
+
+def response_columns(
+    model: type[BaseModel],
+    table: FromClause,
+    computed: Mapping[str, Callable[[], ColumnElement[Any]]] = {},
+) -> list[ColumnElement[Any]]:
+    """The select list :func:`json_rows` renders as ``model``: its fields in order, each the
+    ``table`` column of the same name (a ``timestamptz`` in :func:`iso_timestamp` form) unless
+    ``computed`` builds it. A field neither gives is a KeyError when the statement is built."""
+    return [
+        (computed[name]() if name in computed else _json_form(table.c[name])).label(name)
+        for name in model.model_fields
+    ]
+
+
+def _json_form(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return iso_timestamp(column) if isinstance(column.type, DateTime) else column
 
 
 def iso_timestamp(column: SQLColumnExpression[datetime]) -> ColumnElement[Any]:

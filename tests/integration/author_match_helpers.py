@@ -17,7 +17,7 @@ from class_management_service.associations.events import (
 )
 from class_management_service.associations.models import EssayStudentAssociation, ProcessedEvent
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.students.models import Student

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.models import AssociationStatus, BatchConfirmation
+from class_management_service.associations.models import BatchConfirmation
 from tests.integration.author_match_helpers import (
     TEACHER,
     associations,

@@ -17,11 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations import ingestion as ingestion_module
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.models import (
-    AssociationStatus,
-    EssayStudentAssociation,
-)
+from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.associations.selection import PlannedAssociation, plan_associations
 from class_management_service.classes.models import SchoolClass
 from class_management_service.students.models import Student

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.models import AssociationStatus, ProcessedEvent
+from class_management_service.associations.models import ProcessedEvent
 from tests.integration.author_match_helpers import (
     associations,
     count_associations,

@@ -11,8 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service.associations import ingestion as ingestion_module
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.models import AssociationStatus
 from tests.integration.author_match_helpers import (
     associations,
     count_associations,

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.ingestion import (
     AuthorMatchHandler,
@@ -28,7 +29,6 @@ from class_management_service.associations.ingestion import (
     AuthorMatchPlan,
     build_author_match_consumer,
 )
-from class_management_service.associations.models import AssociationStatus
 from class_management_service.bootstrap import Container, build_container
 from class_management_service.idempotency import COMPLETED, IdempotencyCache
 from class_management_service.messaging import topics

@@ -19,6 +19,7 @@ from class_management_service.classes import service as classes_service
 from class_management_service.classes.models import SchoolClass
 from class_management_service.outbox import writer
 from class_management_service.outbox.models import OutboxEvent
+from class_management_service.students import roster_import
 from class_management_service.students import service as students_service
 from class_management_service.students.models import Student
 from tests.integration.class_api_helpers import (
@@ -75,7 +76,7 @@ async def test_failures_after_the_event_is_queued_roll_back_change_and_event(
     monkeypatch.setattr(classes_service, "add_outbox_event", failing_writer)
     monkeypatch.setattr(students_service, "add_outbox_event", failing_writer)
     monkeypatch.setattr(
-        students_service, "copy_outbox_records", _fail_after(writer.copy_outbox_records)
+        roster_import, "copy_outbox_records", _fail_after(writer.copy_outbox_records)
     )
     requests: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/v1/classes/", {"json": {"name": "New", "course_codes": ["SV1"]}}),
@@ -194,7 +195,7 @@ async def test_an_import_racing_a_concurrent_insert_is_409_and_writes_nothing(
         # As if another request had inserted taken@x.se just after the import looked.
         return {}
 
-    monkeypatch.setattr(students_service, "_students_by_email", stale_lookup)
+    monkeypatch.setattr(roster_import, "_students_by_email", stale_lookup)
     response = await api_client.post(
         f"/v1/classes/{school_class['id']}/students/import",
         content="first_name,last_name,email\nNew,Student,new@x.se\nTaken,Again,taken@x.se\n",

@@ -20,14 +20,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.associations.models import (
-    AssociationStatus,
-    BatchConfirmation,
-    EssayStudentAssociation,
-)
+from class_management_service.associations.domain import AssociationStatus
+from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import SchoolClass
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer

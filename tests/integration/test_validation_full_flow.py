@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.bootstrap import build_app
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.envelope import kafka_headers, new_envelope

@@ -20,8 +20,8 @@ from class_management_service.associations.decisions import (
     teacher_transition,
     timeout_transition,
 )
-from class_management_service.associations.models import AssociationStatus as S
-from class_management_service.associations.models import ValidationMethod as M
+from class_management_service.associations.domain import AssociationStatus as S
+from class_management_service.associations.domain import ValidationMethod as M
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from class_management_service.associations.admission import BatchState, Candidate, admit
-from class_management_service.associations.models import AssociationStatus
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.selection import PlannedAssociation
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from class_management_service.associations.events import decode_author_match_event
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.consumer import PoisonMessage
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
     StudentMatchSuggestion,
 )
-from class_management_service.associations.models import AssociationStatus
 from class_management_service.associations.selection import (
     best_suggestion,
     plan_associations,

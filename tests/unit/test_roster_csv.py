@@ -7,12 +7,8 @@ import uuid
 import pytest
 
 from class_management_service.errors import MalformedRequest, PayloadTooLarge, ValidationFailed
-from class_management_service.students.importer import (
-    ExistingStudent,
-    RosterRow,
-    parse_roster,
-    plan_import,
-)
+from class_management_service.students.import_plan import ExistingStudent, plan_import
+from class_management_service.students.importer import RosterRow, parse_roster
 
 pytestmark = pytest.mark.unit
 

@@ -22,12 +22,8 @@ from class_management_service.associations.decisions import (
     batch_complete,
     summarize,
 )
-from class_management_service.associations.models import (
-    AssociationStatus,
-    BatchConfirmation,
-    EssayStudentAssociation,
-    ValidationMethod,
-)
+from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.schemas import (
     StudentAssociationConfirmation,
     StudentAssociationsConfirmedV1,

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-from class_management_service.associations.models import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import AssociationStatus, ValidationMethod
 
 UNDECIDED_STATUSES = frozenset({AssociationStatus.PENDING_VALIDATION, AssociationStatus.NO_MATCH})
 DECIDED_STATUSES = frozenset(

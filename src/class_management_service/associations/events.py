@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.consumer import PoisonMessage
 from class_management_service.messaging.envelope import EventEnvelope

@@ -52,11 +52,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.admission import BatchState, Candidate, admit
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
     AuthorMatchEvent,
     decode_author_match_event,
 )
-from class_management_service.associations.models import AssociationStatus
 from class_management_service.associations.selection import (
     PlannedAssociation,
     plan_associations,

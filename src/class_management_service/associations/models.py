@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -9,25 +8,12 @@ from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, Stri
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from class_management_service.associations.domain import (
+    STUDENTLESS_STATUSES,
+    AssociationStatus,
+    ValidationMethod,
+)
 from class_management_service.db import Base, TimestampMixin
-
-
-class AssociationStatus(enum.StrEnum):
-    PENDING_VALIDATION = "pending_validation"
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
-    TIMEOUT_CONFIRMED = "timeout_confirmed"
-    NO_MATCH = "no_match"
-
-
-class ValidationMethod(enum.StrEnum):
-    HUMAN = "human"
-    TIMEOUT = "timeout"
-    AUTO = "auto"
-
-
-# Statuses in which an essay has no student: nothing suggested, or the suggestion was refused.
-STUDENTLESS_STATUSES = (AssociationStatus.NO_MATCH, AssociationStatus.REJECTED)
 
 
 def _sql_in(values: tuple[str, ...] | list[str]) -> str:

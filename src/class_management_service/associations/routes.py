@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from class_management_service.associations import service
+from class_management_service.associations import queries, service
 from class_management_service.associations.decisions import TeacherDecision
 from class_management_service.associations.schemas import (
     BatchAssociationsResponse,
@@ -52,7 +52,7 @@ def _clock(request: Request) -> Clock:
 async def list_batch_associations(
     batch_id: BatchId, teacher_id: TeacherId, uow: Uow
 ) -> BatchAssociationsResponse:
-    return await service.get_batch_associations(
+    return await queries.get_batch_associations(
         uow.session, batch_id=_batch_uuid(batch_id), teacher_id=teacher_id
     )
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from class_management_service.associations.models import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import AssociationStatus, ValidationMethod
 
 # A batch has tens of essays; a cap keeps one request from locking and rewriting unbounded rows.
 MAX_DECISIONS_PER_REQUEST = 2000

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 
+from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
     StudentMatchSuggestion,
 )
-from class_management_service.associations.models import AssociationStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,11 +36,8 @@ from class_management_service.associations.decisions import (
     UNDECIDED_STATUSES,
     decide_timeout,
 )
-from class_management_service.associations.models import (
-    AssociationStatus,
-    BatchConfirmation,
-    EssayStudentAssociation,
-)
+from class_management_service.associations.domain import AssociationStatus
+from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.service import (
     LockedRow,
     batch_origin,

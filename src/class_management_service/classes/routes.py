@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from class_management_service.classes import service
+from class_management_service.classes import queries, service
 from class_management_service.classes.schemas import (
     ClassCreate,
     ClassDeleted,
@@ -18,7 +18,7 @@ from class_management_service.classes.schemas import (
     ClassUpdate,
     SearchText,
 )
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText
@@ -49,8 +49,9 @@ register_url_convertor("class_id", _ClassIdConvertor())
         "(`huleedu.class.created.v1`) in the same transaction."
     ),
 )
-async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
-    return JsonText(await service.create_class(uow, teacher_id, body), status.HTTP_201_CREATED)
+async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow, db: ReadDb) -> JsonText:
+    class_id = await service.create_class(uow, teacher_id, body)
+    return JsonText(await queries.get_class(db, teacher_id, class_id), status.HTTP_201_CREATED)
 
 
 @router.get(
@@ -72,7 +73,7 @@ async def list_classes(
     ] = None,
 ) -> JsonText:
     return JsonText(
-        await service.list_classes(
+        await queries.list_classes(
             db, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
         )
     )
@@ -85,7 +86,7 @@ async def list_classes(
     description="404 also when the class belongs to another teacher.",
 )
 async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
-    return JsonText(await service.get_class(db, teacher_id, class_id))
+    return JsonText(await queries.get_class(db, teacher_id, class_id))
 
 
 @router.put(
@@ -99,9 +100,10 @@ async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> J
     ),
 )
 async def update_class(
-    class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow
+    class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow, db: ReadDb
 ) -> JsonText:
-    return JsonText(await service.update_class(uow, teacher_id, class_id, body))
+    await service.update_class(uow, teacher_id, class_id, body)
+    return JsonText(await queries.get_class(db, teacher_id, class_id))
 
 
 @router.delete(

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 from class_management_service.http.pagination import Pagination
 
 # C0/C1 control characters (tabs and newlines included): never part of a name, and NUL cannot

@@ -1,4 +1,4 @@
-"""Use cases of the classes feature.
+"""Use cases of the classes feature: they return ids; the responses are read by :mod:`.queries`.
 
 Every statement is scoped to the calling teacher (``created_by_user_id``) in its WHERE clause,
 so another teacher's class is indistinguishable from a missing one.
@@ -9,133 +9,31 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import UTC, datetime
-from functools import cache
-from typing import Any
 
-import asyncpg
-from sqlalchemy import Select, String, Uuid, bindparam, delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.classes.models import SchoolClass
+from class_management_service.classes.queries import class_not_found
 from class_management_service.classes.schemas import (
     ClassCreate,
     ClassCreatedV1,
-    ClassSort,
     ClassUpdate,
     ClassUpdatedV1,
 )
-from class_management_service.courses.models import Course, CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.errors import NotFound
-from class_management_service.http.pagination import (
-    PageRequest,
-    contains,
-    fetch_page,
-    order_by,
-    page_query,
-)
 from class_management_service.messaging import topics
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import add_outbox_event
-from class_management_service.reads import (
-    RawQuery,
-    ReadOnlyDatabase,
-    iso_timestamp,
-    json_rows,
-    session_driver,
-)
 from class_management_service.unit_of_work import UnitOfWork
 
 AGGREGATE_TYPE = "class"
 
-_SORTABLE = {"name": func.lower(SchoolClass.name), "created_at": SchoolClass.created_at}
 
-
-def class_not_found(class_id: uuid.UUID) -> NotFound:
-    return NotFound("Class not found.", {"class_id": str(class_id)})
-
-
-def _owned_classes() -> Select[Any]:
-    """Class rows shaped like :class:`ClassResponse` (its field names and JSON forms), one
-    statement for any number of rows; parameter ``teacher_id``."""
-    student_count = (
-        select(func.count())
-        .where(ClassMembership.class_id == SchoolClass.id)
-        .correlate(SchoolClass)
-        .scalar_subquery()
-    )
-    return (
-        select(
-            SchoolClass.id,
-            SchoolClass.name,
-            Course.course_code,
-            Course.name.label("course_name"),
-            student_count.label("student_count"),
-            iso_timestamp(SchoolClass.created_at).label("created_at"),
-            iso_timestamp(SchoolClass.updated_at).label("updated_at"),
-        )
-        .join(Course, Course.id == SchoolClass.course_id)
-        .where(SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String))
-    )
-
-
-_CLASS = RawQuery.of(
-    json_rows(_owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
-)
-
-
-@cache
-def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> RawQuery:
-    """One compiled statement per filter combination (16 at most)."""
-    statement = _owned_classes()
-    if by_course:
-        statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
-    if by_name:
-        statement = statement.where(SchoolClass.name.ilike(bindparam("name", type_=String)))
-    return page_query(statement, order_by(sort, _SORTABLE, SchoolClass.id))
-
-
-async def fetch_class(connection: asyncpg.Connection, teacher_id: str, class_id: uuid.UUID) -> str:
-    """The class as :class:`ClassResponse` JSON."""
-    rendered: str | None = await _CLASS.fetchval(
-        connection, teacher_id=teacher_id, class_id=class_id
-    )
-    if rendered is None:
-        raise class_not_found(class_id)
-    return rendered
-
-
-async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
-    async with db.connection() as connection:
-        return await fetch_class(connection, teacher_id, class_id)
-
-
-async def list_classes(
-    db: ReadOnlyDatabase,
-    teacher_id: str,
-    page: PageRequest,
-    *,
-    sort: ClassSort,
-    course_code: CourseCode | None = None,
-    name_contains: str | None = None,
-) -> str:
-    """A :class:`ClassList` page, as JSON."""
-    query = _list_queries(sort, course_code is not None, bool(name_contains))
-    async with db.connection() as connection:
-        return await fetch_page(
-            connection,
-            query,
-            page,
-            "classes",
-            teacher_id=teacher_id,
-            course_code=course_code.value if course_code is not None else None,
-            name=contains(name_contains) if name_contains else None,
-        )
-
-
-async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> str:
+async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -> uuid.UUID:
     session = uow.session
     (code,) = request.course_codes
     school_class = SchoolClass(
@@ -162,15 +60,13 @@ async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -
             now=event.timestamp,
         ),
     )
-    await session.flush()
-    created = await fetch_class(await session_driver(session), teacher_id, school_class.id)
     await uow.commit()
-    return created
+    return school_class.id
 
 
 async def update_class(
     uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID, request: ClassUpdate
-) -> str:
+) -> None:
     session = uow.session
     # FOR NO KEY UPDATE: serializes updates of this class without blocking the foreign-key
     # checks of concurrent membership inserts (the key never changes).
@@ -187,8 +83,7 @@ async def update_class(
     if new_code is not None and course_id(new_code) == school_class.course_id:
         new_code = None
     if new_name is None and new_code is None:
-        # Nothing changes, so nothing is published either.
-        return await fetch_class(await session_driver(session), teacher_id, class_id)
+        return  # nothing changes, so nothing is published either
 
     if new_name is not None:
         school_class.name = new_name
@@ -203,10 +98,7 @@ async def update_class(
         timestamp=datetime.now(UTC),
     )
     _publish(session, topics.CLASS_UPDATED, class_id, event)
-    await session.flush()
-    updated = await fetch_class(await session_driver(session), teacher_id, class_id)
     await uow.commit()
-    return updated
 
 
 async def delete_class(uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID) -> None:

@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-import enum
 import uuid
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.db import Base
-
-
-class CourseCode(enum.StrEnum):
-    ENG5 = "ENG5"
-    ENG6 = "ENG6"
-    ENG7 = "ENG7"
-    SV1 = "SV1"
-    SV2 = "SV2"
-    SV3 = "SV3"
 
 
 class Course(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import NamedTuple
 
-from class_management_service.courses.models import CourseCode
+from class_management_service.courses.domain import CourseCode
 
 # uuid5 ids are stable across databases, so seeds, tests and fixtures agree on them.
 _NAMESPACE = uuid.UUID("6f1c1c1e-6b7a-4d0e-9a53-8d2f3f0c7a10")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 
 from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
 from class_management_service.http.identity import InternalService, RosterAccess
-from class_management_service.internal import service
+from class_management_service.internal import queries
 from class_management_service.internal.schemas import (
     BatchClassInfo,
     ClassRoster,
@@ -44,7 +44,7 @@ MAX_BATCH_IDS = 500
     ),
 )
 async def class_roster(class_id: uuid.UUID, reader: RosterAccess, uow: Uow) -> ClassRoster:
-    return await service.class_roster(uow.session, class_id, teacher_id=reader.teacher_id)
+    return await queries.class_roster(uow.session, class_id, teacher_id=reader.teacher_id)
 
 
 @router.get(
@@ -71,7 +71,7 @@ async def batches_class_info(
     ids = [batch_id.strip() for batch_id in batch_ids.split(",") if batch_id.strip()]
     if len(set(ids)) > MAX_BATCH_IDS:
         raise ValidationFailed(f"At most {MAX_BATCH_IDS} batch ids per request.")
-    return await service.batches_class_info(uow.session, ids)
+    return await queries.batches_class_info(uow.session, ids)
 
 
 @router.get(
@@ -85,7 +85,7 @@ async def batches_class_info(
 async def batch_student_names(
     batch_id: uuid.UUID, _caller: InternalService, uow: Uow
 ) -> list[EssayStudentName]:
-    return await service.batch_student_names(uow.session, batch_id)
+    return await queries.batch_student_names(uow.session, batch_id)
 
 
 @router.get(
@@ -96,4 +96,4 @@ async def batch_student_names(
 async def essay_association(
     essay_id: uuid.UUID, _caller: InternalService, uow: Uow
 ) -> EssayAssociation:
-    return await service.essay_association(uow.session, essay_id)
+    return await queries.essay_association(uow.session, essay_id)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from class_management_service.associations.models import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import AssociationStatus, ValidationMethod
 
 
 class RosterStudent(BaseModel):

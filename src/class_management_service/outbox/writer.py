@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -64,40 +64,41 @@ class PendingEvent:
     correlation_id: uuid.UUID
 
 
-_COPY_COLUMNS = (
-    "id",
-    "aggregate_type",
-    "aggregate_id",
-    "topic",
-    "event_type",
-    "message_key",
-    "envelope",
-    "headers",
-)
+class OutboxCopyRecord(NamedTuple):
+    """One outbox row for COPY; the field names are the ``outbox_events`` columns it fills."""
+
+    id: uuid.UUID
+    aggregate_type: str
+    aggregate_id: str
+    topic: str
+    event_type: str
+    message_key: str
+    envelope: str
+    headers: str
 
 
 def outbox_copy_records(
     aggregate_type: str, events: Sequence[PendingEvent]
-) -> list[tuple[Any, ...]]:
+) -> list[OutboxCopyRecord]:
     """Outbox rows as :func:`add_outbox_event` writes them, as COPY records (pure CPU, no I/O:
     callers may build them in a worker thread)."""
 
-    def record(event: PendingEvent) -> tuple[Any, ...]:
+    def record(event: PendingEvent) -> OutboxCopyRecord:
         envelope = new_envelope(
             event_type=event.topic,
             data=event.data,
             correlation_id=event.correlation_id,
             partition_key=event.aggregate_id,
         )
-        return (
-            envelope.event_id,
-            aggregate_type,
-            event.aggregate_id,
-            event.topic,
-            envelope.event_type,
-            event.aggregate_id,
-            envelope.model_dump_json(),
-            json.dumps(kafka_headers(envelope)),
+        return OutboxCopyRecord(
+            id=envelope.event_id,
+            aggregate_type=aggregate_type,
+            aggregate_id=event.aggregate_id,
+            topic=event.topic,
+            event_type=envelope.event_type,
+            message_key=event.aggregate_id,
+            envelope=envelope.model_dump_json(),
+            headers=json.dumps(kafka_headers(envelope)),
         )
 
     return [record(event) for event in events]
@@ -115,7 +116,7 @@ RETURNING s.aggregate_type, s.aggregate_id, s.last_sequence
 """
 
 
-async def copy_outbox_records(session: AsyncSession, records: Sequence[tuple[Any, ...]]) -> None:
+async def copy_outbox_records(session: AsyncSession, records: Sequence[OutboxCopyRecord]) -> None:
     """Binary COPY of :func:`outbox_copy_records` rows, inside the session's transaction.
 
     Each row gets its aggregate's next ``aggregate_sequence`` (in the order of ``records``),
@@ -124,7 +125,7 @@ async def copy_outbox_records(session: AsyncSession, records: Sequence[tuple[Any
     if not records:
         return
     driver = await session_driver(session)
-    counts = Counter((record[1], record[2]) for record in records)
+    counts = Counter((record.aggregate_type, record.aggregate_id) for record in records)
     reserved = await driver.fetch(
         _RESERVE_SEQUENCES,
         [key[0] for key in counts],
@@ -135,9 +136,11 @@ async def copy_outbox_records(session: AsyncSession, records: Sequence[tuple[Any
     next_sequence = {(row[0], row[1]): row[2] - counts[(row[0], row[1])] + 1 for row in reserved}
     numbered = []
     for record in records:
-        key = (record[1], record[2])
+        key = (record.aggregate_type, record.aggregate_id)
         numbered.append((*record, next_sequence[key]))
         next_sequence[key] += 1
     await driver.copy_records_to_table(
-        "outbox_events", columns=(*_COPY_COLUMNS, "aggregate_sequence"), records=numbered
+        "outbox_events",
+        columns=(*OutboxCopyRecord._fields, "aggregate_sequence"),
+        records=numbered,
     )

@@ -8,6 +8,7 @@ parameters and turn them back into rows with ``unnest``: one statement for any n
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,28 +18,30 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.reads import session_driver
-from class_management_service.students.importer import PlannedUpdate, RosterRow
+from class_management_service.students.import_plan import PlannedUpdate
+from class_management_service.students.importer import RosterRow
 
 
 class EmailTakenMeanwhile(Exception):
     """A concurrent request added one of the e-mails after the import looked them up."""
 
 
-# NULL in a column means "keep the stored value".
+# The student columns a roster carries: every field of a row but its line number (a test checks
+# that each is a column, and a field of PlannedUpdate).
+ROSTER_COLUMNS = tuple(field.name for field in dataclasses.fields(RosterRow) if field.name != "row")
+
+# NULL in a column means "keep the stored value". The interpolated names are the fixed
+# ROSTER_COLUMNS, never input.
 _UPDATE_STUDENTS = text(
-    """
+    f"""
     UPDATE students AS s SET
-        first_name = COALESCE(u.first_name, s.first_name),
-        last_name = COALESCE(u.last_name, s.last_name),
-        legal_full_name = COALESCE(u.legal_full_name, s.legal_full_name),
-        email = COALESCE(u.email, s.email),
+        {", ".join(f"{column} = COALESCE(u.{column}, s.{column})" for column in ROSTER_COLUMNS)},
         updated_at = now()
     FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:first_names AS text[]), CAST(:last_names AS text[]),
-        CAST(:legal_full_names AS text[]), CAST(:emails AS text[])
-    ) AS u (id, first_name, last_name, legal_full_name, email)
+        CAST(:ids AS uuid[]), {", ".join(f"CAST(:{column} AS text[])" for column in ROSTER_COLUMNS)}
+    ) AS u (id, {", ".join(ROSTER_COLUMNS)})
     WHERE s.id = u.id AND s.created_by_user_id = :teacher_id
-    """
+    """  # noqa: S608
 )
 
 # Existing students may have joined the class concurrently (another request's membership).
@@ -68,16 +71,9 @@ async def insert_students(
         await _copy(
             session,
             "students",
-            ("id", "first_name", "last_name", "legal_full_name", "email", "created_by_user_id"),
+            ("id", *ROSTER_COLUMNS, "created_by_user_id"),
             [
-                (
-                    student_id,
-                    row.first_name,
-                    row.last_name,
-                    row.legal_full_name,
-                    row.email,
-                    teacher_id,
-                )
+                (student_id, *(getattr(row, column) for column in ROSTER_COLUMNS), teacher_id)
                 for student_id, row in new
             ],
         )
@@ -95,10 +91,9 @@ async def update_students(
         {
             "teacher_id": teacher_id,
             "ids": [update.student_id for update in updates],
-            "first_names": [update.first_name for update in updates],
-            "last_names": [update.last_name for update in updates],
-            "legal_full_names": [update.legal_full_name for update in updates],
-            "emails": [update.email for update in updates],
+            **{
+                column: [getattr(update, column) for update in updates] for column in ROSTER_COLUMNS
+            },
         },
     )
 

@@ -23,7 +23,7 @@ from class_management_service.errors import (
 from class_management_service.http.identity import TeacherId
 from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import PageQuery
-from class_management_service.students import service
+from class_management_service.students import queries, roster_import, service
 from class_management_service.students.importer import COLUMN_ALIASES, MAX_ROWS, parse_roster
 from class_management_service.students.schemas import (
     ImportReportRows,
@@ -67,8 +67,11 @@ SearchQuery = Annotated[
         "one teacher cannot have two students whose e-mails are equal in that form (409)."
     ),
 )
-async def create_student(body: StudentCreate, teacher_id: TeacherId, uow: Uow) -> JsonText:
-    return JsonText(await service.create_student(uow, teacher_id, body), status.HTTP_201_CREATED)
+async def create_student(
+    body: StudentCreate, teacher_id: TeacherId, uow: Uow, db: ReadDb
+) -> JsonText:
+    student_id = await service.create_student(uow, teacher_id, body)
+    return JsonText(await queries.get_student(db, teacher_id, student_id), status.HTTP_201_CREATED)
 
 
 @router.get(
@@ -89,7 +92,7 @@ async def list_students(
     q: SearchQuery = None,
 ) -> JsonText:
     return JsonText(
-        await service.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
+        await queries.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
     )
 
 
@@ -100,7 +103,7 @@ async def list_students(
     description="404 also when the student belongs to another teacher.",
 )
 async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
-    return JsonText(await service.get_student(db, teacher_id, student_id))
+    return JsonText(await queries.get_student(db, teacher_id, student_id))
 
 
 @router.put(
@@ -116,9 +119,10 @@ async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) 
     ),
 )
 async def update_student(
-    student_id: uuid.UUID, body: StudentUpdate, teacher_id: TeacherId, uow: Uow
+    student_id: uuid.UUID, body: StudentUpdate, teacher_id: TeacherId, uow: Uow, db: ReadDb
 ) -> JsonText:
-    return JsonText(await service.update_student(uow, teacher_id, student_id, body))
+    await service.update_student(uow, teacher_id, student_id, body)
+    return JsonText(await queries.get_student(db, teacher_id, student_id))
 
 
 @router.delete(
@@ -151,7 +155,7 @@ async def list_class_students(
     q: SearchQuery = None,
 ) -> JsonText:
     return JsonText(
-        await service.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
+        await queries.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
     )
 
 
@@ -244,4 +248,4 @@ async def import_roster(
     data = await _csv_upload(request)
     # Parsing 50,000 rows takes a while: off the event loop, other requests keep flowing.
     roster = await run_in_threadpool(parse_roster, data)
-    return await service.import_roster(uow, teacher_id, class_id, roster, report_rows=rows)
+    return await roster_import.import_roster(uow, teacher_id, class_id, roster, report_rows=rows)

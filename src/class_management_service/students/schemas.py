@@ -23,6 +23,8 @@ LEGAL_NAME_MAX_LENGTH = 255
 EMAIL_MAX_LENGTH = 255
 # Enough for any real request; bounds the work (and the lock set) of one call.
 MAX_CLASS_IDS = 100
+# Request fields that name classes to join or leave; every other field is a student column.
+MEMBERSHIP_FIELDS = frozenset({"class_ids", "add_class_ids", "remove_class_ids"})
 
 # Deliberately permissive (one @, a dot in the domain, no whitespace), checked on the address as
 # typed: the address is an identifier here, never mailed to, and over-strict checks reject real

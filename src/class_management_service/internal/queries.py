@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.classes.service import class_not_found
+from class_management_service.classes.queries import class_not_found
 from class_management_service.errors import NotFound
 from class_management_service.internal.schemas import (
     BatchClassInfo,

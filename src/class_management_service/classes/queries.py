@@ -1,0 +1,116 @@
+"""Read side of the classes feature: the GET responses, rendered as JSON by PostgreSQL.
+
+The rendered select is derived from :class:`ClassResponse` (:func:`reads.response_columns`):
+each field is the ``classes`` column of the same name unless :data:`_COMPUTED` builds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, String, Uuid, bindparam, func, select
+
+from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.classes.schemas import ClassResponse, ClassSort
+from class_management_service.courses.domain import CourseCode
+from class_management_service.courses.models import Course
+from class_management_service.errors import NotFound
+from class_management_service.http.pagination import (
+    PageRequest,
+    contains,
+    fetch_page,
+    order_by,
+    page_query,
+)
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    json_rows,
+    response_columns,
+)
+
+_SORTABLE = {"name": func.lower(SchoolClass.name), "created_at": SchoolClass.created_at}
+
+
+def class_not_found(class_id: uuid.UUID) -> NotFound:
+    return NotFound("Class not found.", {"class_id": str(class_id)})
+
+
+def _student_count() -> ColumnElement[Any]:
+    return (
+        select(func.count())
+        .where(ClassMembership.class_id == SchoolClass.id)
+        .correlate(SchoolClass)
+        .scalar_subquery()
+    )
+
+
+# The response fields that are not a column of the class row itself.
+_COMPUTED: dict[str, Callable[[], ColumnElement[Any]]] = {
+    "course_code": lambda: Course.__table__.c.course_code,
+    "course_name": lambda: Course.__table__.c.name,
+    "student_count": _student_count,
+}
+
+
+def owned_classes() -> Select[Any]:
+    """Class rows labelled and shaped like :class:`ClassResponse`, in its field order; one
+    statement for any number of rows; parameter ``teacher_id``."""
+    return (
+        select(*response_columns(ClassResponse, SchoolClass.__table__, _COMPUTED))
+        .join(Course, Course.id == SchoolClass.course_id)
+        .where(SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String))
+    )
+
+
+_CLASS = RawQuery.of(
+    json_rows(owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
+)
+
+
+@cache
+def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> RawQuery:
+    """One compiled statement per filter combination (16 at most)."""
+    statement = owned_classes()
+    if by_course:
+        statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
+    if by_name:
+        statement = statement.where(SchoolClass.name.ilike(bindparam("name", type_=String)))
+    return page_query(statement, order_by(sort, _SORTABLE, SchoolClass.id))
+
+
+async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
+    """The class as :class:`ClassResponse` JSON."""
+    async with db.connection() as connection:
+        rendered: str | None = await _CLASS.fetchval(
+            connection, teacher_id=teacher_id, class_id=class_id
+        )
+    if rendered is None:
+        raise class_not_found(class_id)
+    return rendered
+
+
+async def list_classes(
+    db: ReadOnlyDatabase,
+    teacher_id: str,
+    page: PageRequest,
+    *,
+    sort: ClassSort,
+    course_code: CourseCode | None = None,
+    name_contains: str | None = None,
+) -> str:
+    """A :class:`ClassList` page, as JSON."""
+    query = _list_queries(sort, course_code is not None, bool(name_contains))
+    async with db.connection() as connection:
+        return await fetch_page(
+            connection,
+            query,
+            page,
+            "classes",
+            teacher_id=teacher_id,
+            course_code=course_code.value if course_code is not None else None,
+            name=contains(name_contains) if name_contains else None,
+        )
