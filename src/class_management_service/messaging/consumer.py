@@ -56,7 +56,7 @@ from class_management_service.messaging.broker_client import (
 )
 from class_management_service.messaging.consumer_health import ConsumerProgress, progress_check
 from class_management_service.messaging.consumer_metrics import ConsumerMetrics
-from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterPublisher
+from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterSink
 from class_management_service.messaging.failures import FailureBackoff
 from class_management_service.messaging.offsets import PartitionOffsets
 from class_management_service.observability.health import HealthCheck
@@ -86,7 +86,7 @@ class KafkaBatchConsumer(Generic[T, P]):
         settings: ConsumerSettings,
         handler: BatchHandler[T, P],
         *,
-        dead_letters: DeadLetterPublisher,
+        dead_letters: DeadLetterSink,
         metrics: ConsumerMetrics,
         client: BrokerClientFactory = kafka_client,
     ) -> None:
