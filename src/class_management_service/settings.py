@@ -138,14 +138,24 @@ class Settings(BaseSettings):
     producer_default_max_message_bytes: int = 1_048_588
 
     def consumer(
-        self, name: str, *, health_check: str, topic: str, dead_letter_topic: str
+        self,
+        name: str,
+        *,
+        health_check: str,
+        topic: str,
+        dead_letter_topic: str,
+        group_id: str | None = None,
     ) -> ConsumerSettings:
-        """A consumer of ``topic`` in this service's group, with the shared consumer tuning."""
+        """A consumer of ``topic`` with the shared consumer tuning.
+
+        Each consumer has its own group by default (``<consumer_group_id>.<name>``), so one
+        consumer's rebalances never pause another.
+        """
         return ConsumerSettings(
             name=name,
             health_check=health_check,
             topic=topic,
-            group_id=self.consumer_group_id,
+            group_id=group_id or f"{self.consumer_group_id}.{name}",
             dead_letter_topic=dead_letter_topic,
             bootstrap_servers=self.kafka_bootstrap_servers,
             client_id=f"{self.service_name}-{name}",
@@ -165,6 +175,7 @@ class Settings(BaseSettings):
             health_check="kafka_consumer",
             topic=self.author_matches_topic,
             dead_letter_topic=self.dead_letter_topic,
+            group_id=self.consumer_group_id,
         )
 
     @field_validator("internal_api_key")

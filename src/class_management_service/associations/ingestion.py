@@ -55,9 +55,9 @@ from class_management_service.associations.selection import (
     PlannedAssociation,
     plan_associations,
 )
-from class_management_service.db import sqlstate
 from class_management_service.messaging import ledger
 from class_management_service.messaging.batch import PoisonMessage
+from class_management_service.messaging.ledger import describe_db_error, is_data_error
 
 logger = logging.getLogger(__name__)
 
@@ -77,23 +77,6 @@ _ROSTER = text(
     GROUP BY c.id
     """
 )
-
-# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the data, not
-# the system, is at fault; retrying the same statement would fail the same way.
-_DATA_ERROR_CLASSES = ("22", "23")
-
-
-def is_data_error(exc: BaseException) -> bool:
-    if not isinstance(exc, DBAPIError):
-        return False
-    code = sqlstate(exc)
-    return code is not None and code[:2] in _DATA_ERROR_CLASSES
-
-
-def describe_db_error(exc: DBAPIError) -> str:
-    """``UniqueViolationError (SQLSTATE 23505): ...`` from the driver's own exception."""
-    cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else exc
-    return f"{type(cause).__name__} (SQLSTATE {sqlstate(exc)}): {cause}"
 
 
 @dataclass

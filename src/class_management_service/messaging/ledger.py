@@ -17,10 +17,11 @@ from typing import Any
 
 from sqlalchemy import DateTime, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from class_management_service.db import Base
+from class_management_service.db import Base, sqlstate
 
 
 class ProcessedEvent(Base):
@@ -34,6 +35,25 @@ class ProcessedEvent(Base):
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+# SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation): the data, not
+# the system, is at fault; retrying the same statement would fail the same way.
+_DATA_ERROR_CLASSES = ("22", "23")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether a failed write makes its event poison rather than the batch worth a retry."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = sqlstate(exc)
+    return code is not None and code[:2] in _DATA_ERROR_CLASSES
+
+
+def describe_db_error(exc: DBAPIError) -> str:
+    """``UniqueViolationError (SQLSTATE 23505): ...`` from the driver's own exception."""
+    cause = exc.orig.__cause__ or exc.orig if exc.orig is not None else exc
+    return f"{type(cause).__name__} (SQLSTATE {sqlstate(exc)}): {cause}"
 
 
 @dataclass(frozen=True, slots=True)
