@@ -22,7 +22,8 @@ from class_management_service.messaging.batch import BatchOutcome, Inbound, Pois
 from class_management_service.messaging.decoder import DecodedEvent, EventDecoder, PayloadT
 from class_management_service.messaging.ledger import LedgerEntry
 
-#: Writes the effects of new events in the caller's transaction (the handler commits).
+#: Writes the effects of new events (never none) in the caller's transaction (the handler
+#: commits).
 Store = Callable[[AsyncSession, Sequence[DecodedEvent[PayloadT]]], Awaitable[None]]
 
 
@@ -78,12 +79,11 @@ class LedgerHandler(Generic[PayloadT]):
         first: dict[uuid.UUID, _Pending[PayloadT]] = {}
         for item in batch:
             first.setdefault(item.event.event_id, item)
+        entries = [LedgerEntry(item.event.event_id, item.topic) for item in first.values()]
         async with self._session_factory() as session:
-            new = await ledger.record_new(
-                session, [LedgerEntry(item.event.event_id, item.topic) for item in first.values()]
-            )
-            await self._store(
-                session, [item.event for item in first.values() if item.event.event_id in new]
-            )
+            new = await ledger.record_new(session, entries)
+            events = [item.event for item in first.values() if item.event.event_id in new]
+            if events:
+                await self._store(session, events)
             await session.commit()
         return new
