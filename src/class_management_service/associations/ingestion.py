@@ -5,13 +5,13 @@ A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
 * prepare (read-only, may run while the previous batch is being written):
   1. the roster: one query for all classes of the batch (which exist, who belongs to them),
      then the pure selection (:mod:`.selection`) of one row per essay;
-* apply (one transaction):
+* apply (one transaction, :mod:`.ingestion_writer`):
   2. a transaction-scoped advisory lock per batch id (in key order): two transactions adding
      to one batch run one after the other, so the second sees what the first wrote (two new
      events of one batch naming two classes cannot both see an empty batch);
-  3. ``INSERT INTO processed_events ... ON CONFLICT DO NOTHING RETURNING event_id``: which events
-     are new (an event already there had its effects committed earlier, or by a concurrent
-     consumer that held the row lock until it committed);
+  3. the events' ledger rows (:func:`~class_management_service.messaging.ledger.record_new`):
+     which events are new (an event already there had its effects committed earlier, or by a
+     concurrent consumer that held the row lock until it committed);
   4. the rows of the events' batches, locked ``FOR SHARE`` in id order: a teacher's or the
      timeout's finalization of one of these batches (``FOR UPDATE`` on the same rows) either
      committed before, and is seen by the next statement, or waits until this one commits;
