@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -191,4 +192,13 @@ async def ingest(
     ingestion: AuthorMatchIngestion, events: Sequence[AuthorMatchEvent], *, topic: str = ""
 ) -> IngestionResult:
     """Both stages, as the consumer runs them for one partition batch."""
-    return await ingestion.apply(await ingestion.prepare(events, topic=topic))
+    plan = await ingestion.prepare(
+        events,
+        topics=[topic] * len(events),
+        sources=[partial(_same, event) for event in events],
+    )
+    return await ingestion.apply(plan)
+
+
+def _same(event: AuthorMatchEvent) -> AuthorMatchEvent:
+    return event

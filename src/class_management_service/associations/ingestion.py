@@ -125,9 +125,8 @@ class AuthorMatchIngestion:
         self,
         events: Sequence[AuthorMatchEvent],
         *,
-        topic: str = "",
-        topics: Sequence[str] = (),
-        sources: Sequence[EventSource] = (),
+        topics: Sequence[str],
+        sources: Sequence[EventSource],
     ) -> IngestionPlan:
         """One roster query for all classes of the batch, then the pure selection per event.
 
@@ -135,16 +134,13 @@ class AuthorMatchIngestion:
         guarantees under READ COMMITTED, where every statement sees its own snapshot anyway:
         the foreign keys still refuse a class or student deleted in between (a data error,
         which :meth:`apply` isolates by re-planning event by event with a fresh roster).
-        ``sources`` re-create the events for that (default: keep them).
+        ``topics`` and ``sources`` go with ``events`` by position: where each came from, and how
+        to re-create it for that.
         """
         inputs: dict[uuid.UUID, _Input] = {}
         for index, event in enumerate(events):
             if event.event_id not in inputs:
-                inputs[event.event_id] = _Input(
-                    event,
-                    topics[index] if topics else topic,
-                    sources[index] if sources else _keep(event),
-                )
+                inputs[event.event_id] = _Input(event, topics[index], sources[index])
         return await self._prepare(list(inputs.values()))
 
     async def _prepare(self, inputs: Sequence[_Input]) -> IngestionPlan:
@@ -232,10 +228,6 @@ class AuthorMatchIngestion:
                 continue
             target = result.applied if item.event_id in written.new else result.duplicates
             target.append(item.event_id)
-
-
-def _keep(event: AuthorMatchEvent) -> EventSource:
-    return lambda: event
 
 
 def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> str:
