@@ -72,4 +72,5 @@ def kafka_client(settings: ConsumerSettings) -> BrokerClient:
         # Only ever see committed records of transactional producers.
         isolation_level="read_committed",
     )
+    # aiokafka ships no type information; its consumer has every method of the protocol.
     return client  # type: ignore[no-any-return]
