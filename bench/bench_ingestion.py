@@ -33,8 +33,11 @@ import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from class_management_service.associations.ingestion import build_author_match_consumer
-from class_management_service.bootstrap import build_container
+from class_management_service.bootstrap import (
+    author_match_handler,
+    build_container,
+    consumer_worker,
+)
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
@@ -210,7 +213,9 @@ async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, by
 async def time_consumer(settings: Settings, events: int) -> tuple[float, float]:
     """(seconds from start to the last commit, seconds from partition assignment to it)."""
     container = build_container(settings)
-    worker = build_author_match_consumer(container)
+    worker = consumer_worker(
+        container, settings.author_match_consumer, author_match_handler(container)
+    )
     tp = TopicPartition(settings.author_matches_topic, 0)
     started = time.perf_counter()
     task = asyncio.create_task(worker.run())

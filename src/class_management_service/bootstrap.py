@@ -17,6 +17,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service import db
+from class_management_service.associations.author_match_handler import AuthorMatchHandler
+from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.associations.routes import router as associations_router
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.routes import router as classes_router
@@ -24,8 +26,12 @@ from class_management_service.clock import Clock, SystemClock
 from class_management_service.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.http.openapi import install_links
+from class_management_service.idempotency import IdempotencyCache
 from class_management_service.internal.routes import router as internal_router
+from class_management_service.messaging.batch import BatchHandler, P, T
+from class_management_service.messaging.consumer import KafkaBatchConsumer
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.messaging.registration import build_consumer
 from class_management_service.observability.health import (
     DatabaseProbe,
     HealthCheck,
@@ -36,7 +42,12 @@ from class_management_service.observability.metrics import Metrics
 from class_management_service.observability.routes import router as operations_router
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.reads import ReadOnlyDatabase
-from class_management_service.settings import PREFIX, SHARED_INTERNAL_API_KEY, Settings
+from class_management_service.settings import (
+    PREFIX,
+    SHARED_INTERNAL_API_KEY,
+    ConsumerSettings,
+    Settings,
+)
 from class_management_service.students.routes import router as students_router
 from class_management_service.workers.supervisor import Supervisor, Worker
 
@@ -102,11 +113,11 @@ def build_workers(container: Container) -> list[Worker]:
     """The background workers this instance runs (each can be switched off in settings)."""
     workers: list[Worker] = []
     if container.settings.run_consumer:
-        from class_management_service.associations.ingestion import build_author_match_consumer
-
-        author_matches = build_author_match_consumer(container)
-        workers.append(author_matches)
-        container.health_checks["kafka_consumer"] = author_matches.health_check()
+        workers.append(
+            consumer_worker(
+                container, container.settings.author_match_consumer, author_match_handler(container)
+            )
+        )
     if container.settings.run_outbox_relay:
         workers.append(
             OutboxRelay(
@@ -125,6 +136,32 @@ def build_workers(container: Container) -> list[Worker]:
             )
         )
     return workers
+
+
+def author_match_handler(container: Container) -> AuthorMatchHandler:
+    settings = container.settings
+    cache = IdempotencyCache(
+        container.redis,
+        in_flight_ttl_seconds=settings.idempotency_in_flight_ttl_seconds,
+        completed_ttl_seconds=settings.idempotency_completed_ttl_seconds,
+    )
+    return AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
+
+
+def consumer_worker(
+    container: Container, settings: ConsumerSettings, handler: BatchHandler[T, P]
+) -> KafkaBatchConsumer[T, P]:
+    """A consumer worker on the container's broker, database and registry, in /healthz."""
+    worker = build_consumer(
+        settings,
+        handler,
+        producer=container.producer,
+        session_factory=container.session_factory,
+        registry=container.metrics.registry,
+        service_name=container.settings.service_name,
+    )
+    container.health_checks[settings.health_check] = worker.health_check()
+    return worker
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:

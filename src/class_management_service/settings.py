@@ -5,13 +5,43 @@ Constructing :class:`Settings` only reads variables; nothing here connects to an
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PREFIX = "CLASS_MANAGEMENT_SERVICE_"
 # The variable the platform hands every service its shared internal key in.
 SHARED_INTERNAL_API_KEY = "HULEEDU_INTERNAL_API_KEY"
 ROSTER_UNAUTHENTICATED_ACCESS = PREFIX + "ROSTER_UNAUTHENTICATED_ACCESS"
+
+
+class ConsumerSettings(BaseModel):
+    """Everything one consumer worker needs: each consumed event type has its own."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: The worker's name (supervisor, Kafka client id suffix).
+    name: str
+    #: Its entry among the /healthz checks.
+    health_check: str
+    topic: str
+    group_id: str
+    dead_letter_topic: str
+    bootstrap_servers: str
+    client_id: str
+    max_poll_records: int = 200
+    fetch_timeout_ms: int = 500
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    auto_offset_reset: str = "earliest"
+    # Backoff after a transient batch failure (retry.backoff_seconds).
+    initial_backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 10.0
+    # The health check fails when no poll completed, or batches kept failing, for this long.
+    stall_seconds: float = 30.0
+
+
+AUTHOR_MATCH_CONSUMER = "author_match_consumer"
 
 
 class Settings(BaseSettings):
@@ -106,6 +136,47 @@ class Settings(BaseSettings):
     # against its max.message.bytes, read from the broker (this default until it can be read).
     producer_max_request_size_bytes: int = 16 * 1024 * 1024
     producer_default_max_message_bytes: int = 1_048_588
+
+    def consumer(
+        self,
+        name: str,
+        *,
+        health_check: str,
+        topic: str,
+        dead_letter_topic: str,
+        group_id: str | None = None,
+    ) -> ConsumerSettings:
+        """A consumer of ``topic`` with the shared consumer tuning.
+
+        Each consumer has its own group by default (``<consumer_group_id>.<name>``), so one
+        consumer's rebalances never pause another.
+        """
+        return ConsumerSettings(
+            name=name,
+            health_check=health_check,
+            topic=topic,
+            group_id=group_id or f"{self.consumer_group_id}.{name}",
+            dead_letter_topic=dead_letter_topic,
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            client_id=f"{self.service_name}-{name}",
+            max_poll_records=self.consumer_max_poll_records,
+            fetch_timeout_ms=self.consumer_fetch_timeout_ms,
+            session_timeout_ms=self.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.consumer_heartbeat_interval_ms,
+            max_poll_interval_ms=self.consumer_max_poll_interval_ms,
+            auto_offset_reset=self.consumer_auto_offset_reset,
+            stall_seconds=self.health_consumer_stall_seconds,
+        )
+
+    @property
+    def author_match_consumer(self) -> ConsumerSettings:
+        return self.consumer(
+            AUTHOR_MATCH_CONSUMER,
+            health_check="kafka_consumer",
+            topic=self.author_matches_topic,
+            dead_letter_topic=self.dead_letter_topic,
+            group_id=self.consumer_group_id,
+        )
 
     @field_validator("internal_api_key")
     @classmethod

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,11 +16,13 @@ from class_management_service.associations.events import (
     AuthorMatchEvent,
     decode_author_match_event,
 )
-from class_management_service.associations.models import EssayStudentAssociation, ProcessedEvent
+from class_management_service.associations.ingestion import AuthorMatchIngestion, IngestionResult
+from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
+from class_management_service.messaging.ledger import ProcessedEvent
 from class_management_service.students.models import Student
 
 TEACHER = "teacher-ingestion"
@@ -183,3 +186,19 @@ async def count_associations(session_factory: async_sessionmaker[AsyncSession]) 
 async def processed_event_ids(session_factory: async_sessionmaker[AsyncSession]) -> set[uuid.UUID]:
     async with session_factory() as session:
         return set((await session.scalars(select(ProcessedEvent.event_id))).all())
+
+
+async def ingest(
+    ingestion: AuthorMatchIngestion, events: Sequence[AuthorMatchEvent], *, topic: str = ""
+) -> IngestionResult:
+    """Both stages, as the consumer runs them for one partition batch."""
+    plan = await ingestion.prepare(
+        events,
+        topics=[topic] * len(events),
+        sources=[partial(_same, event) for event in events],
+    )
+    return await ingestion.apply(plan)
+
+
+def _same(event: AuthorMatchEvent) -> AuthorMatchEvent:
+    return event

@@ -21,6 +21,7 @@ from tests.integration.author_match_helpers import (
     associations,
     essay,
     event,
+    ingest,
     processed_event_ids,
     seed_roster,
 )
@@ -42,7 +43,7 @@ async def test_new_essays_for_a_finalized_batch_are_rejected_and_a_redelivery_st
     first = event(
         roster.class_id, [essay(matched, [(student, 0.9)]), essay(unmatched)], batch_id=batch
     )
-    assert (await ingestion.ingest([first])).applied == [first.event_id]
+    assert (await ingest(ingestion, [first])).applied == [first.event_id]
     confirmed = await api_client.post(
         f"/v1/batches/{batch}/student-associations/confirm",
         json={
@@ -56,15 +57,15 @@ async def test_new_essays_for_a_finalized_batch_are_rejected_and_a_redelivery_st
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["finalized"] is True
 
-    redelivered = await ingestion.ingest([first])
+    redelivered = await ingest(ingestion, [first])
     assert redelivered.duplicates == [first.event_id]
     # NLP re-ran the batch: a new event id, the same essays. Nothing new, nothing to reject.
     re_run = event(roster.class_id, [essay(matched), essay(unmatched)], batch_id=batch)
-    re_run_result = await ingestion.ingest([re_run])
+    re_run_result = await ingest(ingestion, [re_run])
     assert (re_run_result.applied, re_run_result.inserted) == ([re_run.event_id], 0)
     # The batch again, now with an essay it does not hold: rejected whole, with a reason.
     late_event = event(roster.class_id, [essay(matched), essay(late)], batch_id=batch)
-    result = await ingestion.ingest([late_event])
+    result = await ingest(ingestion, [late_event])
 
     assert result.applied == []
     assert result.inserted == 0
@@ -89,7 +90,7 @@ async def test_an_essay_already_in_another_batch_rejects_the_event_naming_both_b
     first = event(roster.class_id, [essay(shared, [(roster.student_ids[0], 0.8)])])
     second = event(roster.class_id, [essay(own), essay(shared, [(roster.student_ids[1], 0.9)])])
 
-    result = await ingestion.ingest([first, second])
+    result = await ingest(ingestion, [first, second])
 
     assert result.applied == [first.event_id]
     rejection = result.poisoned[second.event_id]
@@ -113,9 +114,9 @@ async def test_an_event_for_another_class_cannot_join_the_batch(
     batch = uuid.uuid4()
     first = event(teacher_a.class_id, [essay(uuid.uuid4())], batch_id=batch)
     other_class = event(teacher_b.class_id, [essay(uuid.uuid4())], batch_id=batch)
-    assert (await ingestion.ingest([first])).applied == [first.event_id]
+    assert (await ingest(ingestion, [first])).applied == [first.event_id]
 
-    result = await ingestion.ingest([other_class])
+    result = await ingest(ingestion, [other_class])
 
     rejection = result.poisoned[other_class.event_id]
     assert rejection.reason == "batch_class_mismatch"
@@ -139,7 +140,7 @@ async def test_two_concurrent_new_events_of_one_batch_for_two_classes_never_mix_
         one = event(teacher_a.class_id, [essay(uuid.uuid4())], batch_id=batch)
         two = event(teacher_b.class_id, [essay(uuid.uuid4())], batch_id=batch)
 
-        results = await asyncio.gather(ingestion.ingest([one]), ingestion.ingest([two]))
+        results = await asyncio.gather(ingest(ingestion, [one]), ingest(ingestion, [two]))
 
         assert sorted(len(r.applied) for r in results) == [0, 1]
         [rejection] = [p for r in results for p in r.poisoned.values()]
@@ -158,7 +159,7 @@ async def test_late_essays_racing_a_finalization_wait_for_it_and_are_rejected(
     ingestion = AuthorMatchIngestion(session_factory)
     batch, late = uuid.uuid4(), uuid.uuid4()
     first = event(roster.class_id, [essay(uuid.uuid4())], batch_id=batch)
-    await ingestion.ingest([first])
+    await ingest(ingestion, [first])
     late_event = event(roster.class_id, [essay(late)], batch_id=batch)
 
     async with session_factory() as finalizing:
@@ -175,7 +176,7 @@ async def test_late_essays_racing_a_finalization_wait_for_it_and_are_rejected(
             )
         )
         await finalizing.flush()
-        ingesting = asyncio.create_task(ingestion.ingest([late_event]))
+        ingesting = asyncio.create_task(ingest(ingestion, [late_event]))
         await _until_waiting_for_a_lock(session_factory)
         await finalizing.commit()
     result = await ingesting

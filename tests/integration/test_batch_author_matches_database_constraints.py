@@ -30,6 +30,7 @@ from tests.integration.author_match_helpers import (
     count_associations,
     essay,
     event,
+    ingest,
     processed_event_ids,
     seed_roster,
 )
@@ -178,7 +179,7 @@ async def test_an_essay_with_a_teacher_decision_is_never_overwritten(
         batch_id=batch,
     )
 
-    result = await AuthorMatchIngestion(session_factory).ingest([incoming])
+    result = await ingest(AuthorMatchIngestion(session_factory), [incoming])
 
     assert result.applied == [incoming.event_id]  # no exception, the event counts as applied
     assert result.inserted == 1
@@ -198,13 +199,14 @@ async def test_students_outside_the_class_never_reach_the_foreign_key(
     missing = uuid.uuid4()
     essay_id = uuid.uuid4()
 
-    await AuthorMatchIngestion(session_factory).ingest(
+    await ingest(
+        AuthorMatchIngestion(session_factory),
         [
             event(
                 roster.class_id,
                 [essay(essay_id, [(missing, 0.99), (classless, 0.9), (other_class_student, 0.8)])],
             )
-        ]
+        ],
     )
 
     [stored] = await associations(session_factory, essay_ids=[essay_id])
@@ -216,7 +218,7 @@ async def test_unknown_class_is_poison_before_any_write(session_factory: Factory
     roster = await seed_roster(session_factory)
     orphan = event(uuid.uuid4(), [essay(uuid.uuid4(), [(roster.student_ids[0], 0.7)])])
 
-    result = await AuthorMatchIngestion(session_factory).ingest([orphan])
+    result = await ingest(AuthorMatchIngestion(session_factory), [orphan])
 
     assert result.poisoned[orphan.event_id].reason == "unknown_class"
     assert await count_associations(session_factory) == 0
@@ -231,7 +233,7 @@ async def test_a_value_the_table_refuses_isolates_only_its_event(session_factory
     refused = event(roster.class_id, [essay(uuid.uuid4(), [(student, 0.6)], "essay\x00.docx")])
     good_after = event(roster.class_id, [essay(uuid.uuid4(), [])])
 
-    result = await AuthorMatchIngestion(session_factory).ingest([good_before, refused, good_after])
+    result = await ingest(AuthorMatchIngestion(session_factory), [good_before, refused, good_after])
 
     assert sorted(result.applied) == sorted([good_before.event_id, good_after.event_id])
     assert set(result.poisoned) == {refused.event_id}
@@ -264,7 +266,7 @@ async def test_a_foreign_key_race_in_the_batch_is_retried_event_by_event(
 
     monkeypatch.setattr(ingestion_module, "plan_associations", plan_with_vanished_student)
 
-    result = await AuthorMatchIngestion(session_factory).ingest(events)
+    result = await ingest(AuthorMatchIngestion(session_factory), events)
 
     assert sorted(result.applied) == sorted(e.event_id for e in events)
     assert result.poisoned == {}
@@ -284,7 +286,7 @@ async def test_a_deleted_class_between_events_does_not_block_the_others(
         event(kept.class_id, [essay(uuid.uuid4(), [(kept.student_ids[0], 0.7)])]),
     ]
 
-    result = await AuthorMatchIngestion(session_factory).ingest(events)
+    result = await ingest(AuthorMatchIngestion(session_factory), events)
 
     assert result.applied == [events[1].event_id]
     assert result.poisoned[events[0].event_id].reason == "unknown_class"

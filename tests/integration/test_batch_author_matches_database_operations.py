@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.models import ProcessedEvent
+from class_management_service.messaging.ledger import ProcessedEvent
 from tests.integration.author_match_helpers import (
     associations,
     count_associations,
     essay,
     event,
+    ingest,
     processed_event_ids,
     seed_roster,
 )
@@ -34,7 +35,7 @@ async def test_one_essay_creates_a_pending_association(session_factory: Factory)
         roster.class_id, [essay(essay_id, [(student, 0.87)], "anna.docx")], batch_id=batch_id
     )
 
-    result = await AuthorMatchIngestion(session_factory).ingest([incoming], topic="t")
+    result = await ingest(AuthorMatchIngestion(session_factory), [incoming], topic="t")
 
     assert result.applied == [incoming.event_id]
     assert result.inserted == 1
@@ -60,7 +61,7 @@ async def test_several_essays_are_all_stored(session_factory: Factory) -> None:
     essays = {uuid.uuid4(): student for student in roster.student_ids}
     incoming = event(roster.class_id, [essay(e, [(s, 0.9)]) for e, s in essays.items()])
 
-    await AuthorMatchIngestion(session_factory).ingest([incoming])
+    await ingest(AuthorMatchIngestion(session_factory), [incoming])
 
     rows = await associations(session_factory, batch_id=incoming.payload.batch_id)
     assert {row.essay_id: row.student_id for row in rows} == essays
@@ -73,7 +74,7 @@ async def test_empty_batch_stores_nothing_but_is_recorded_as_processed(
     roster = await seed_roster(session_factory)
     incoming = event(roster.class_id, [])
 
-    result = await AuthorMatchIngestion(session_factory).ingest([incoming])
+    result = await ingest(AuthorMatchIngestion(session_factory), [incoming])
 
     assert result.applied == [incoming.event_id]
     assert await count_associations(session_factory) == 0
@@ -95,7 +96,7 @@ async def test_essays_without_valid_suggestions_are_stored_as_no_match(
         ],
     )
 
-    await AuthorMatchIngestion(session_factory).ingest([incoming])
+    await ingest(AuthorMatchIngestion(session_factory), [incoming])
 
     rows = {row.essay_id: row for row in await associations(session_factory)}
     assert set(rows) == {none, foreign, matched}  # every essay of the batch is accounted for
@@ -119,8 +120,9 @@ async def test_highest_confidence_is_stored_regardless_of_list_order(
     suggestions = [(roster.student_ids[i], confidences[i]) for i in order]
     essay_id = uuid.uuid4()
 
-    await AuthorMatchIngestion(session_factory).ingest(
-        [event(roster.class_id, [essay(essay_id, suggestions)])]
+    await ingest(
+        AuthorMatchIngestion(session_factory),
+        [event(roster.class_id, [essay(essay_id, suggestions)])],
     )
 
     [row] = await associations(session_factory, essay_ids=[essay_id])
@@ -134,8 +136,9 @@ async def test_ties_are_broken_by_lowest_student_id(session_factory: Factory) ->
     essay_id = uuid.uuid4()
     suggestions = [(student, 0.75) for student in reversed(roster.student_ids)]
 
-    await AuthorMatchIngestion(session_factory).ingest(
-        [event(roster.class_id, [essay(essay_id, suggestions)])]
+    await ingest(
+        AuthorMatchIngestion(session_factory),
+        [event(roster.class_id, [essay(essay_id, suggestions)])],
     )
 
     [row] = await associations(session_factory, essay_ids=[essay_id])
@@ -151,7 +154,7 @@ async def test_data_is_read_back_identically_in_a_new_session(
         roster.class_id,
         [essay(e, [(roster.student_ids[i], 0.5 + i / 10)]) for i, e in enumerate(essays)],
     )
-    await AuthorMatchIngestion(session_factory).ingest([incoming], topic="some.topic")
+    await ingest(AuthorMatchIngestion(session_factory), [incoming], topic="some.topic")
 
     # A brand-new connection straight from the engine, independent of the writer's session.
     async with engine.connect() as connection:
@@ -191,7 +194,7 @@ async def test_several_events_in_one_call_are_stored_together(session_factory: F
         for roster in (first, second, first)
     ]
 
-    result = await AuthorMatchIngestion(session_factory).ingest(events)
+    result = await ingest(AuthorMatchIngestion(session_factory), events)
 
     assert sorted(result.applied) == sorted(e.event_id for e in events)
     rows = await associations(session_factory)
@@ -204,8 +207,8 @@ async def test_redelivered_event_is_a_no_op(session_factory: Factory) -> None:
     incoming = event(roster.class_id, [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
     ingestion = AuthorMatchIngestion(session_factory)
 
-    await ingestion.ingest([incoming])
-    again = await ingestion.ingest([incoming])
+    await ingest(ingestion, [incoming])
+    again = await ingest(ingestion, [incoming])
 
     assert again.applied == []
     assert again.duplicates == [incoming.event_id]
@@ -218,7 +221,7 @@ async def test_unknown_class_is_poison_and_writes_nothing(session_factory: Facto
     good = event(roster.class_id, [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
     orphan = event(uuid.uuid4(), [essay(uuid.uuid4(), [(roster.student_ids[0], 0.8)])])
 
-    result = await AuthorMatchIngestion(session_factory).ingest([orphan, good])
+    result = await ingest(AuthorMatchIngestion(session_factory), [orphan, good])
 
     assert result.applied == [good.event_id]
     assert result.poisoned[orphan.event_id].reason == "unknown_class"

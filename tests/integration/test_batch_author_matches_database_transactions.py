@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from class_management_service.associations import ingestion as ingestion_module
+from class_management_service.associations import ingestion_writer
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.ingestion import AuthorMatchIngestion
 from tests.integration.author_match_helpers import (
@@ -18,6 +18,7 @@ from tests.integration.author_match_helpers import (
     count_associations,
     essay,
     event,
+    ingest,
     processed_event_ids,
     seed_roster,
 )
@@ -64,7 +65,7 @@ async def test_failure_mid_batch_rolls_back_the_whole_batch(
 
     # A transient error is raised to the caller (the consumer retries; it commits no offset).
     with pytest.raises(Exception, match="injected failure"):
-        await ingestion.ingest(events)
+        await ingest(ingestion, events)
 
     # Nothing of the batch survived: not the associations, not the processed-event records
     # written earlier in the same transaction.
@@ -76,7 +77,7 @@ async def test_failure_mid_batch_rolls_back_the_whole_batch(
         await connection.execute(
             text("DROP TRIGGER fail_marked_essay ON essay_student_associations")
         )
-    result = await ingestion.ingest(events)
+    result = await ingest(ingestion, events)
     assert sorted(result.applied) == sorted(e.event_id for e in events)
     assert await count_associations(session_factory) == 12
     assert await processed_event_ids(session_factory) == {e.event_id for e in events}
@@ -91,9 +92,9 @@ async def test_an_exception_between_statements_commits_nothing(
     def crash(*_: Any) -> dict[str, list[Any]]:
         raise RuntimeError("process died after processed_events was written")
 
-    monkeypatch.setattr(ingestion_module, "_columns", crash)
+    monkeypatch.setattr(ingestion_writer, "_columns", crash)
     with pytest.raises(RuntimeError):
-        await AuthorMatchIngestion(session_factory).ingest([incoming])
+        await ingest(AuthorMatchIngestion(session_factory), [incoming])
 
     assert await processed_event_ids(session_factory) == set()
     assert await count_associations(session_factory) == 0
@@ -110,7 +111,7 @@ async def test_ten_concurrent_events_all_land(session_factory: Factory) -> None:
     ]
     ingestion = AuthorMatchIngestion(session_factory)
 
-    results = await asyncio.gather(*(ingestion.ingest([e]) for e in events))
+    results = await asyncio.gather(*(ingest(ingestion, [e]) for e in events))
 
     assert sorted(r.applied[0] for r in results) == sorted(e.event_id for e in events)
     assert await count_associations(session_factory) == 50
@@ -134,7 +135,7 @@ async def test_two_concurrent_re_runs_of_a_batch_store_each_essay_once(
         two = event(roster.class_id, [essay(essay_id, [(second_student, 0.8)])], batch_id=batch_id)
 
         # Neither raises; both events count as applied (each recorded once).
-        results = await asyncio.gather(ingestion.ingest([one]), ingestion.ingest([two]))
+        results = await asyncio.gather(ingest(ingestion, [one]), ingest(ingestion, [two]))
 
         assert [r.applied for r in results] == [[one.event_id], [two.event_id]]
         assert sum(r.inserted for r in results) == 1
@@ -156,8 +157,8 @@ async def test_two_concurrent_batches_claiming_one_essay_store_one_and_reject_th
     async def ingest_retrying(incoming: Any) -> Any:
         for _ in range(5):
             try:
-                return await ingestion.ingest([incoming])
-            except ingestion_module.ConcurrentBatchChange:
+                return await ingest(ingestion, [incoming])
+            except ingestion_writer.ConcurrentBatchChange:
                 continue
         raise AssertionError("still conflicting after 5 attempts")
 
@@ -191,7 +192,7 @@ async def test_the_same_event_delivered_twice_concurrently_is_applied_once(
             [essay(uuid.uuid4(), [(roster.student_ids[0], 0.9)]), essay(uuid.uuid4())],
         )
 
-        results = await asyncio.gather(ingestion.ingest([incoming]), ingestion.ingest([incoming]))
+        results = await asyncio.gather(ingest(ingestion, [incoming]), ingest(ingestion, [incoming]))
 
         assert sorted(len(r.applied) for r in results) == [0, 1]
         assert sorted(len(r.duplicates) for r in results) == [0, 1]
@@ -218,7 +219,7 @@ async def test_overlapping_batches_in_opposite_order_do_not_deadlock(
             roster.class_id, [essay(e, [(student, 0.5)]) for e in essays[::-1]], batch_id=batch
         )
 
-        results = await asyncio.gather(ingestion.ingest([forward]), ingestion.ingest([backward]))
+        results = await asyncio.gather(ingest(ingestion, [forward]), ingest(ingestion, [backward]))
 
         assert sum(r.inserted for r in results) == 20
         assert len(await associations(session_factory, essay_ids=essays)) == 20

@@ -1,7 +1,7 @@
 """The author-match consumer end to end: real Kafka, real Redis, real PostgreSQL.
 
 Each test has its own topics and consumer group (``unique_name``), its own database, and a
-consumer worker running as it does in the service (``build_author_match_consumer``).
+consumer worker wired as the service wires it (``bootstrap.consumer_worker``).
 """
 
 from __future__ import annotations
@@ -21,25 +21,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from class_management_service.associations.author_match_handler import (
+    AuthorMatchHandler,
+    AuthorMatchPlan,
+)
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import AuthorMatchEvent
-from class_management_service.associations.ingestion import (
-    AuthorMatchHandler,
-    AuthorMatchIngestion,
-    AuthorMatchPlan,
-    build_author_match_consumer,
+from class_management_service.bootstrap import (
+    Container,
+    author_match_handler,
+    build_container,
+    consumer_worker,
 )
-from class_management_service.bootstrap import Container, build_container
 from class_management_service.idempotency import COMPLETED, IdempotencyCache
 from class_management_service.messaging import topics
-from class_management_service.messaging.consumer import (
-    BatchOutcome,
-    ConsumerMetrics,
-    Inbound,
-    KafkaBatchConsumer,
-    Record,
-)
-from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterPublisher
+from class_management_service.messaging.batch import BatchOutcome, Inbound, Record
+from class_management_service.messaging.consumer import KafkaBatchConsumer
+from class_management_service.messaging.dead_letter import DeadLetter
 from class_management_service.messaging.dead_letter_store import (
     DeadLetterStore,
     StoredDeadLetter,
@@ -112,31 +110,12 @@ class Harness:
         wrap: Callable[[AuthorMatchHandler], Any] | None = None,
     ) -> RunningConsumer:
         container = build_container(settings or self.settings)
-        if wrap is None:
-            worker = build_author_match_consumer(container)
-        else:
-            s = container.settings
-            cache = IdempotencyCache(
-                container.redis,
-                in_flight_ttl_seconds=s.idempotency_in_flight_ttl_seconds,
-                completed_ttl_seconds=s.idempotency_completed_ttl_seconds,
-            )
-            worker = KafkaBatchConsumer(
-                name="author_match_consumer",
-                settings=s,
-                topic=s.author_matches_topic,
-                group_id=s.consumer_group_id,
-                handler=wrap(
-                    AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
-                ),
-                dead_letters=DeadLetterPublisher(
-                    container.producer,
-                    s.dead_letter_topic,
-                    service_name=s.service_name,
-                    store=DeadLetterStore(container.session_factory),
-                ),
-                metrics=ConsumerMetrics(container.metrics.registry),
-            )
+        handler = author_match_handler(container)
+        worker = consumer_worker(
+            container,
+            container.settings.author_match_consumer,
+            handler if wrap is None else wrap(handler),
+        )
         running = RunningConsumer(container, worker, asyncio.create_task(worker.run()))
         self._running.append(running)
         return running

@@ -18,7 +18,7 @@ from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import TEACHER, essay, event, seed_roster
+from tests.integration.author_match_helpers import TEACHER, essay, event, ingest, seed_roster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -40,7 +40,7 @@ async def test_the_confirmation_of_a_5000_essay_batch_is_published(
     incoming = event(
         roster.class_id, [essay(e, [(authors[e], 0.9)]) for e in essays], batch_id=batch
     )
-    result = await AuthorMatchIngestion(session_factory).ingest([incoming])
+    result = await ingest(AuthorMatchIngestion(session_factory), [incoming])
     assert result.inserted == ESSAYS
 
     for start in range(0, ESSAYS, 2_000):  # a confirm request takes at most 2,000 decisions

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.messaging import topics
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import associations, essay, event, seed_roster
+from tests.integration.author_match_helpers import associations, essay, event, ingest, seed_roster
 from tests.integration.platform_helpers import (
     TRACEPARENT,
     TRACESTATE,
@@ -51,7 +51,8 @@ async def stored_batch(
     batch_id = uuid.uuid4()
     essays = [uuid.uuid4() for _ in range(3)]
     s1, s2 = roster.student_ids
-    result = await AuthorMatchIngestion(session_factory).ingest(
+    result = await ingest(
+        AuthorMatchIngestion(session_factory),
         [
             event(
                 roster.class_id,
@@ -62,7 +63,7 @@ async def stored_batch(
                 ],
                 batch_id=batch_id,
             )
-        ]
+        ],
     )
     assert result.poisoned == {}
     return batch_id, essays, roster.student_ids

@@ -19,7 +19,7 @@ from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.messaging import topics
 from class_management_service.notifications.schemas import TeacherNotificationRequestedV1
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import encode, envelope, essay, seed_roster
+from tests.integration.author_match_helpers import encode, envelope, essay, ingest, seed_roster
 from tests.integration.platform_helpers import (
     TRACEPARENT,
     TRACESTATE,
@@ -239,7 +239,8 @@ async def test_teacher_confirmation_notifies_the_class_owner(
     roster = await seed_roster(session_factory, students=2, teacher=teacher)
     s1, s2 = roster.student_ids
     batch_id, e1, e2, e3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    await AuthorMatchIngestion(session_factory).ingest(
+    await ingest(
+        AuthorMatchIngestion(session_factory),
         [
             decode_author_match_event(
                 encode(
@@ -250,7 +251,7 @@ async def test_teacher_confirmation_notifies_the_class_owner(
                     )
                 )
             )
-        ]
+        ],
     )
     correlation_id = str(uuid.uuid4())
     confirm = await api_client.post(
@@ -323,8 +324,8 @@ async def test_timeout_notifies_and_continues_the_nlp_events_correlation_and_tra
         "traceparent": TRACEPARENT,
         "tracestate": TRACESTATE,
     }
-    await AuthorMatchIngestion(session_factory).ingest(
-        [decode_author_match_event(encode(incoming))]
+    await ingest(
+        AuthorMatchIngestion(session_factory), [decode_author_match_event(encode(incoming))]
     )
 
     # A day passes on the database's clock, the one the timeout decides by.

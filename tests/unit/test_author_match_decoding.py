@@ -11,7 +11,7 @@ import pytest
 from class_management_service.associations.events import decode_author_match_event
 from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
-from class_management_service.messaging.consumer import PoisonMessage
+from class_management_service.messaging.batch import PoisonMessage
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
@@ -88,16 +87,3 @@ class BatchConfirmation(Base):
     confirmed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-
-
-class ProcessedEvent(Base):
-    """Consumed events whose effects are committed: the authoritative idempotency record."""
-
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    topic: Mapped[str] = mapped_column(String(255))
-    processed_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
-    )
-    summary: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

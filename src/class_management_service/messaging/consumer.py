@@ -13,13 +13,13 @@ The loop, per poll (``getmany``) and per partition:
 
 A transient failure (database, Redis or broker down, deadlock, a bug) never moves the committed
 offset: the consumer seeks the partition back to the first uncommitted record, waits with
-exponential backoff and polls again, so it keeps polling (no ``max_poll_interval`` eviction) and
-an event is only ever passed once its effects are committed. Handlers must therefore be
-idempotent, which is also what makes redelivery after a crash or a rebalance harmless.
+jittered exponential backoff (:func:`~class_management_service.retry.backoff_seconds`) and polls
+again, so it keeps polling (no ``max_poll_interval`` eviction) and an event is only ever passed
+once its effects are committed. Handlers must therefore be idempotent, which is also what makes
+redelivery after a crash or a rebalance harmless.
 
-Throughput: steps 1-2 of the next poll (CPU-bound decoding and planning, read-only queries) run
-while steps 3-5 of the current poll wait on the database; batches are still applied and committed
-strictly one after the other, in offset order.
+Throughput: steps 1-2 of the next poll (decoding, planning, read-only queries) run while steps
+3-5 of the current poll wait on the database; batches are still applied and committed in order.
 
 Rebalances: handling a partition batch and committing its offset happen under one lock; the
 rebalance listener takes the same lock before a partition is revoked, so a revoke waits for the
@@ -34,145 +34,35 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
 
-from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterPublisher
-from class_management_service.observability.health import CheckResult, HealthCheck
-from class_management_service.settings import Settings
+from class_management_service.messaging.batch import (
+    BatchHandler,
+    BatchOutcome,
+    Inbound,
+    P,
+    PoisonMessage,
+    Record,
+    T,
+)
+from class_management_service.messaging.broker_client import (
+    BrokerClient,
+    BrokerClientFactory,
+    RebalanceListener,
+    kafka_client,
+)
+from class_management_service.messaging.consumer_health import ConsumerProgress, progress_check
+from class_management_service.messaging.consumer_metrics import ConsumerMetrics
+from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterSink
+from class_management_service.messaging.failures import FailureBackoff
+from class_management_service.messaging.offsets import PartitionOffsets
+from class_management_service.observability.health import HealthCheck
+from class_management_service.settings import ConsumerSettings
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
-P = TypeVar("P")
-
-# aiokafka ships no type information; records are ``aiokafka.ConsumerRecord[bytes, bytes]``.
-Record = Any
-
-
-class PoisonMessage(Exception):
-    """A message that can never be processed as it is; it goes to the dead-letter topic.
-
-    ``reason`` is a short machine-readable code (``invalid_json``, ``malformed_id``,
-    ``unknown_class``...), ``error`` the human explanation.
-    """
-
-    def __init__(self, reason: str, error: str) -> None:
-        super().__init__(f"{reason}: {error}")
-        self.reason = reason
-        self.error = error
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound(Generic[T_co]):
-    """A decoded message together with the record it came from."""
-
-    record: Record
-    message: T_co
-
-
-@dataclass
-class BatchOutcome:
-    """What a handler did with a batch (when it returns, all non-poison effects are durable)."""
-
-    #: Positions (in the batch handed to the handler) of poison messages, with why.
-    poisoned: dict[int, PoisonMessage] = field(default_factory=dict)
-    #: Messages whose effects this call committed.
-    applied: int = 0
-    #: Messages whose effects had been committed before (redelivery, concurrent duplicate).
-    duplicates: int = 0
-
-
-class BatchHandler(Protocol[T, P]):
-    """Three stages per partition batch; only the last one has effects.
-
-    ``decode`` and ``prepare`` of the next batch run while ``apply`` of the current one waits
-    on I/O, so they must not change anything (reading is fine).
-    """
-
-    def decode(self, record: Record) -> T:
-        """Decode one record; raise :class:`PoisonMessage` if it can never be processed."""
-        ...
-
-    async def prepare(self, batch: Sequence[Inbound[T]]) -> P:
-        """Read-only preparation of a batch (lookups, decisions); raise if it fails."""
-        ...
-
-    async def apply(self, prepared: P) -> BatchOutcome:
-        """Apply a batch idempotently; raise on a transient failure (nothing is committed)."""
-        ...
-
-
-class ConsumerMetrics:
-    """Prometheus metrics of one consumer worker, registered on the app's registry."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter(
-            "kafka_consumer_messages_consumed_total",
-            "Records fetched from Kafka (redeliveries after a retry count again).",
-            ["topic"],
-            registry=registry,
-        )
-        self.processed = Counter(
-            "kafka_consumer_messages_processed_total",
-            "Records whose effects are committed: applied now, or found already applied.",
-            ["topic", "outcome"],
-            registry=registry,
-        )
-        self.dead_lettered = Counter(
-            "kafka_consumer_messages_dead_lettered_total",
-            "Poison records published to the dead-letter topic, by reason.",
-            ["topic", "reason"],
-            registry=registry,
-        )
-        self.batch_failures = Counter(
-            "kafka_consumer_batch_failures_total",
-            "Partition batches that failed transiently and will be retried.",
-            ["topic"],
-            registry=registry,
-        )
-        self.batch_seconds = Histogram(
-            "kafka_consumer_batch_duration_seconds",
-            "Time to handle one partition batch, from decoding to the offset commit.",
-            ["topic"],
-            registry=registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-        )
-        self.batch_size = Histogram(
-            "kafka_consumer_batch_records",
-            "Records per partition batch.",
-            ["topic"],
-            registry=registry,
-            buckets=(1, 2, 5, 10, 25, 50, 100, 200, 500, 1000),
-        )
-        self.committed_offset = Gauge(
-            "kafka_consumer_committed_offset",
-            "Last offset committed by this consumer (next offset to read), per partition.",
-            ["topic", "partition"],
-            registry=registry,
-        )
-        self.lag = Gauge(
-            "kafka_consumer_lag",
-            "Records behind the partition's high watermark, per assigned partition.",
-            ["topic", "partition"],
-            registry=registry,
-        )
-        self.assigned_partitions = Gauge(
-            "kafka_consumer_assigned_partitions",
-            "Partitions currently assigned to this consumer.",
-            ["topic"],
-            registry=registry,
-        )
-        self.last_poll = Gauge(
-            "kafka_consumer_last_poll_timestamp_seconds",
-            "Unix time of the last completed poll.",
-            ["topic"],
-            registry=registry,
-        )
 
 
 @dataclass
@@ -188,93 +78,43 @@ class _Prepared(Generic[T, P]):
     batch_records: list[Record] = field(default_factory=list)
 
 
-@dataclass
-class ConsumerProgress:
-    """What the health check looks at (monotonic clock)."""
-
-    created_at: float
-    running: bool = False
-    last_poll_at: float | None = None
-    last_batch_at: float | None = None
-    failing_since: float | None = None
-    consecutive_failures: int = 0
-    last_error: str | None = None
-    assigned: set[TopicPartition] = field(default_factory=set)
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
-    lag: dict[TopicPartition, int] = field(default_factory=dict)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: KafkaBatchConsumer[Any, Any]) -> None:
-        self._owner = owner
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._owner.on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._owner.on_assigned(set(assigned))
-
-
 class KafkaBatchConsumer(Generic[T, P]):
     """A supervisor :class:`Worker`: consumes ``topic`` in ``group_id`` until cancelled."""
 
     def __init__(
         self,
-        *,
-        name: str,
-        settings: Settings,
-        topic: str,
-        group_id: str,
+        settings: ConsumerSettings,
         handler: BatchHandler[T, P],
-        dead_letters: DeadLetterPublisher,
+        *,
+        dead_letters: DeadLetterSink,
         metrics: ConsumerMetrics,
-        initial_backoff_seconds: float = 0.2,
-        max_backoff_seconds: float = 10.0,
+        client: BrokerClientFactory = kafka_client,
     ) -> None:
-        self._name = name
         self._settings = settings
-        self.topic = topic
-        self.group_id = group_id
+        self.topic = settings.topic
+        self.group_id = settings.group_id
         self._handler = handler
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._initial_backoff = initial_backoff_seconds
-        self._max_backoff = max_backoff_seconds
-        self._backoff = 0.0
-        # Set when a batch succeeds: ends a backoff sleep early (see _poll_forever).
-        self._recovered = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        self._client = client
+        self._consumer: BrokerClient | None = None
         # Held while a partition batch is handled and committed, and while a revoke commits.
         self._lock = asyncio.Lock()
-        # Next offset to commit per partition, for work done but not yet committed.
-        self._pending: dict[TopicPartition, int] = {}
         self.progress = ConsumerProgress(created_at=time.monotonic())
+        self._offsets = PartitionOffsets(self.topic, self.progress, metrics)
+        self._failures = FailureBackoff(settings, self.progress, metrics)
 
     @property
     def name(self) -> str:
-        return self._name
+        return self._settings.name
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def _new_consumer(self) -> AIOKafkaConsumer:
-        s = self._settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            group_id=self.group_id,
-            client_id=f"{s.service_name}-{self._name}",
-            enable_auto_commit=False,
-            auto_offset_reset=s.consumer_auto_offset_reset,
-            max_poll_records=s.consumer_max_poll_records,
-            session_timeout_ms=s.consumer_session_timeout_ms,
-            heartbeat_interval_ms=s.consumer_heartbeat_interval_ms,
-            max_poll_interval_ms=s.consumer_max_poll_interval_ms,
-            # Only ever see committed records of transactional producers.
-            isolation_level="read_committed",
-        )
-
     async def run(self) -> None:
-        consumer = self._new_consumer()
-        consumer.subscribe([self.topic], listener=_Listener(self))
+        consumer = self._client(self._settings)
+        consumer.subscribe(
+            [self.topic], listener=RebalanceListener(self.on_revoked, self.on_assigned)
+        )
         try:
             await consumer.start()
         except BaseException:
@@ -290,18 +130,18 @@ class KafkaBatchConsumer(Generic[T, P]):
             try:
                 # A graceful stop commits work already done, so the next owner starts after it.
                 async with self._lock:
-                    await self._commit_pending(consumer, set(self._pending))
+                    await self._offsets.commit(consumer, set(self._offsets.pending))
             except Exception:
                 logger.warning("final offset commit failed", exc_info=True)
             finally:
                 self._consumer = None
                 await consumer.stop()
-                self._clear_assignment()
+                self._offsets.forget_all()
                 logger.info(
                     "consumer left group", extra={"topic": self.topic, "group_id": self.group_id}
                 )
 
-    async def _poll_forever(self, consumer: AIOKafkaConsumer) -> None:
+    async def _poll_forever(self, consumer: BrokerClient) -> None:
         """Poll, decode, prepare, apply; the first three overlap applying the previous poll.
 
         Only the side-effect-free stages run ahead: batches are applied and committed one after
@@ -313,23 +153,15 @@ class KafkaBatchConsumer(Generic[T, P]):
         in_flight: asyncio.Task[dict[TopicPartition, int]] | None = None
         try:
             while True:
-                if self._backoff:
-                    # Reliability fix (found by tests/reliability/test_database_outage.py): the
-                    # first batch after a failure is applied in the background (in_flight) while
-                    # this loop already polls again, so a plain sleep(self._backoff) here slept
-                    # the full stale backoff (up to 10 s) even though that batch had just
-                    # succeeded. Wake up as soon as a batch succeeds (_succeeded resets it).
-                    self._recovered.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._recovered.wait(), self._backoff)
+                await self._failures.wait()
                 try:
                     batches = await consumer.getmany(
-                        timeout_ms=s.consumer_fetch_timeout_ms,
-                        max_records=s.consumer_max_poll_records,
+                        timeout_ms=s.fetch_timeout_ms,
+                        max_records=s.max_poll_records,
                     )
                 except KafkaError as exc:
                     # aiokafka retries broker trouble itself; what surfaces here deserves backoff.
-                    self._failed(f"poll failed: {type(exc).__name__}: {exc}")
+                    self._failures.failed(f"poll failed: {type(exc).__name__}: {exc}")
                     continue
                 self.progress.last_poll_at = time.monotonic()
                 self._metrics.last_poll.labels(self.topic).set_to_current_time()
@@ -339,15 +171,15 @@ class KafkaBatchConsumer(Generic[T, P]):
                     failed = {**failed, **await in_flight}
                     in_flight = None
                 if failed:
-                    # Nothing fetched after a failure is applied: rewind, back off, poll again.
-                    self._backoff = max(self._backoff, self._initial_backoff)
+                    # Nothing fetched after a failure is applied: rewind, back off (the failure set
+                    # the delay), poll again.
                     rewind = dict(failed)
                     for batch in prepared:
                         rewind.setdefault(batch.tp, batch.records[0].offset)
                     self._rewind(consumer, rewind)
                 elif prepared:
                     in_flight = asyncio.create_task(self._apply_all(consumer, prepared))
-                await self._update_lag(consumer)
+                await self._offsets.update_lag(consumer)
         finally:
             if in_flight is not None:
                 if not in_flight.done():
@@ -355,7 +187,7 @@ class KafkaBatchConsumer(Generic[T, P]):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await in_flight
 
-    def _rewind(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+    def _rewind(self, consumer: BrokerClient, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
             # Revoked meanwhile: its new owner starts at the committed offset anyway.
             with contextlib.suppress(IllegalStateError, AssertionError):
@@ -386,14 +218,14 @@ class KafkaBatchConsumer(Generic[T, P]):
                 batch.batch_records = [item.record for item in batch.batch]
                 batch.batch = []
             except Exception as exc:  # transient, like a failed apply
-                self._failed(
+                self._failures.failed(
                     f"{type(exc).__name__}: {exc}", tp=batch.tp, records=batch.records, exc=exc
                 )
                 failed[batch.tp] = batch.records[0].offset
         return failed
 
     async def _apply_all(
-        self, consumer: AIOKafkaConsumer, prepared: Sequence[_Prepared[T, P]]
+        self, consumer: BrokerClient, prepared: Sequence[_Prepared[T, P]]
     ) -> dict[TopicPartition, int]:
         """Apply each partition batch in turn; the first offset of each that failed."""
         failed: dict[TopicPartition, int] = {}
@@ -402,7 +234,7 @@ class KafkaBatchConsumer(Generic[T, P]):
                 failed[batch.tp] = batch.records[0].offset
         return failed
 
-    async def _apply(self, consumer: AIOKafkaConsumer, prepared: _Prepared[T, P]) -> bool:
+    async def _apply(self, consumer: BrokerClient, prepared: _Prepared[T, P]) -> bool:
         """Handle, dead-letter, commit. False on a transient failure (nothing committed)."""
         tp, records = prepared.tp, prepared.records
         async with self._lock:
@@ -422,103 +254,19 @@ class KafkaBatchConsumer(Generic[T, P]):
                 )
                 await self._dead_letters.publish(poison, group_id=self.group_id)
             except Exception as exc:  # transient: retry the whole batch, commit nothing
-                self._failed(f"{type(exc).__name__}: {exc}", tp=tp, records=records, exc=exc)
+                self._failures.failed(
+                    f"{type(exc).__name__}: {exc}", tp=tp, records=records, exc=exc
+                )
                 return False
-            self._pending[tp] = records[-1].offset + 1
-            await self._commit_pending(consumer, {tp})
-            self._succeeded()
+            self._offsets.pending[tp] = records[-1].offset + 1
+            await self._offsets.commit(consumer, {tp})
+            self._failures.succeeded()
             self._metrics.processed.labels(tp.topic, "applied").inc(outcome.applied)
             self._metrics.processed.labels(tp.topic, "duplicate").inc(outcome.duplicates)
             for letter in poison:
                 self._metrics.dead_lettered.labels(tp.topic, letter.reason).inc()
             self._metrics.batch_seconds.labels(tp.topic).observe(time.perf_counter() - started)
             return True
-
-    async def _commit_pending(self, consumer: AIOKafkaConsumer, tps: set[TopicPartition]) -> None:
-        offsets = {tp: self._pending[tp] for tp in tps if tp in self._pending}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced: another member owns the partition now and will re-read from
-            # the last committed offset. Redelivered events are no-ops (idempotent handler).
-            logger.warning(
-                "offset commit rejected after rebalance; records will be redelivered",
-                extra={"offsets": {str(tp): o for tp, o in offsets.items()}, "error": str(exc)},
-            )
-            for tp in offsets:
-                self._pending.pop(tp, None)
-            return
-        except KafkaError as exc:
-            # Keep them pending: the next batch, a revoke or the shutdown commits them.
-            logger.warning("offset commit failed; will retry", extra={"error": str(exc)})
-            return
-        for tp, offset in offsets.items():
-            if self._pending.get(tp) == offset:
-                del self._pending[tp]
-            self.progress.committed[tp] = offset
-            self._metrics.committed_offset.labels(tp.topic, str(tp.partition)).set(offset)
-
-    def _failed(
-        self,
-        error: str,
-        *,
-        tp: TopicPartition | None = None,
-        records: Sequence[Record] = (),
-        exc: BaseException | None = None,
-    ) -> None:
-        now = time.monotonic()
-        progress = self.progress
-        progress.consecutive_failures += 1
-        progress.last_error = error
-        if progress.failing_since is None:
-            progress.failing_since = now
-        self._backoff = min(max(self._backoff * 2, self._initial_backoff), self._max_backoff)
-        if tp is not None:
-            self._metrics.batch_failures.labels(tp.topic).inc()
-        logger.warning(
-            "consumer batch failed; retrying from the last committed offset",
-            exc_info=exc,
-            extra={
-                "topic": self.topic,
-                "partition": None if tp is None else tp.partition,
-                "first_offset": records[0].offset if records else None,
-                "records": len(records),
-                "attempt": progress.consecutive_failures,
-                "retry_in_s": self._backoff,
-            },
-        )
-
-    def _succeeded(self) -> None:
-        progress = self.progress
-        if progress.consecutive_failures:
-            logger.info(
-                "consumer recovered",
-                extra={"topic": self.topic, "after_failures": progress.consecutive_failures},
-            )
-        progress.consecutive_failures = 0
-        progress.failing_since = None
-        progress.last_error = None
-        progress.last_batch_at = time.monotonic()
-        self._backoff = 0.0
-        self._recovered.set()
-
-    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
-        for tp in list(self.progress.assigned):
-            try:
-                highwater = consumer.highwater(tp)
-                # Not yet applied = behind the last commit (or, before any, the fetch position).
-                done = self.progress.committed.get(tp)
-                if done is None:
-                    done = await consumer.position(tp)
-            except (AssertionError, IllegalStateError, KafkaError):
-                continue  # not assigned any more, or no fetch response yet
-            if highwater is None:
-                continue
-            lag = max(0, highwater - done)
-            self.progress.lag[tp] = lag
-            self._metrics.lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     # -- rebalance -------------------------------------------------------------------------
 
@@ -527,70 +275,23 @@ class KafkaBatchConsumer(Generic[T, P]):
         async with self._lock:
             consumer = self._consumer
             if consumer is not None:
-                await self._commit_pending(consumer, revoked)
-            for tp in revoked:
-                self._pending.pop(tp, None)
-        self._forget(revoked)
+                await self._offsets.commit(consumer, revoked)
+            self._offsets.forget(revoked)
         if revoked:
             logger.info(
                 "partitions revoked", extra={"partitions": sorted(str(tp) for tp in revoked)}
             )
 
     def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.progress.assigned = set(assigned)
-        self._metrics.assigned_partitions.labels(self.topic).set(len(assigned))
+        self._offsets.assigned(assigned)
         logger.info("partitions assigned", extra={"partitions": sorted(str(tp) for tp in assigned)})
-
-    def _forget(self, tps: set[TopicPartition]) -> None:
-        for tp in tps:
-            self.progress.assigned.discard(tp)
-            self.progress.lag.pop(tp, None)
-            self.progress.committed.pop(tp, None)
-            with contextlib.suppress(KeyError):
-                self._metrics.lag.remove(tp.topic, str(tp.partition))
-        self._metrics.assigned_partitions.labels(self.topic).set(len(self.progress.assigned))
-
-    def _clear_assignment(self) -> None:
-        self._forget(set(self.progress.assigned))
 
     # -- health ----------------------------------------------------------------------------
 
     def health_check(self) -> HealthCheck:
-        """Progress, not existence: polling recently, batches not failing for long, lag."""
-        stall = self._settings.health_consumer_stall_seconds
-
-        async def check() -> CheckResult:
-            now = time.monotonic()
-            p = self.progress
-            poll_age = None if p.last_poll_at is None else round(now - p.last_poll_at, 3)
-            details: dict[str, Any] = {
-                "topic": self.topic,
-                "group_id": self.group_id,
-                "running": p.running,
-                "assigned_partitions": sorted(tp.partition for tp in p.assigned),
-                "last_poll_age_s": poll_age,
-                "lag": {str(tp.partition): lag for tp, lag in sorted(p.lag.items())},
-                "total_lag": sum(p.lag.values()),
-                "committed_offsets": {
-                    str(tp.partition): offset for tp, offset in sorted(p.committed.items())
-                },
-            }
-            if p.consecutive_failures:
-                details["consecutive_failures"] = p.consecutive_failures
-                details["last_error"] = p.last_error
-            if p.last_poll_at is None:
-                # Starting: joining the group may take a moment, but not forever.
-                ok = now - p.created_at < stall
-                if not ok:
-                    details["error"] = f"no poll completed within {stall:g}s of start"
-            elif now - p.last_poll_at >= stall:
-                ok = False
-                details["error"] = f"no poll for {now - p.last_poll_at:.1f}s (limit {stall:g}s)"
-            elif p.failing_since is not None and now - p.failing_since >= stall:
-                ok = False
-                details["error"] = f"batches failing for {now - p.failing_since:.1f}s"
-            else:
-                ok = True
-            return CheckResult(ok=ok, details=details)
-
-        return check
+        return progress_check(
+            self.progress,
+            topic=self.topic,
+            group_id=self.group_id,
+            stall_seconds=self._settings.stall_seconds,
+        )

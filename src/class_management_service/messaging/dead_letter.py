@@ -25,7 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 
@@ -44,6 +44,12 @@ class DeadLetter:
     record: Any  # aiokafka.ConsumerRecord[bytes, bytes]
     reason: str
     error: str
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, letters: Sequence[DeadLetter], *, group_id: str) -> None:
+        """Set every letter aside durably, or raise (the caller then commits nothing)."""
+        ...
 
 
 class DeadLetterPublisher:

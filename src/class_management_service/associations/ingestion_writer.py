@@ -1,0 +1,216 @@
+"""The write transaction of author-match ingestion (statements 2-6 of :mod:`.ingestion`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from class_management_service.associations.admission import (
+    BatchState,
+    Candidate,
+    Rejection,
+    admit,
+)
+from class_management_service.associations.events import AuthorMatchEvent
+from class_management_service.associations.selection import PlannedAssociation
+from class_management_service.messaging import ledger
+from class_management_service.messaging.ledger import LedgerEntry
+
+# Serializes ingestion per batch (module docstring, statement 2). Taken first, before any row
+# lock, in key order: no deadlock between ingestion transactions.
+_LOCK_BATCH_IDS = text(
+    """
+    SELECT count(pg_advisory_xact_lock(keys.key))
+    FROM (
+        SELECT DISTINCT hashtextextended(CAST(b AS text), 0) AS key
+        FROM unnest(CAST(:batch_ids AS uuid[])) AS b
+        ORDER BY key
+    ) AS keys
+    """
+)
+
+# The batches' classes, after locking their rows (module docstring, statement 4).
+_LOCK_BATCHES = text(
+    """
+    SELECT DISTINCT locked.batch_id, locked.class_id
+    FROM (
+        SELECT batch_id, class_id
+        FROM essay_student_associations
+        WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
+        ORDER BY id
+        FOR SHARE
+    ) AS locked
+    """
+)
+
+# A new statement, so a new snapshot: it sees a finalization the lock above waited for.
+_BATCH_STATE = text(
+    """
+    SELECT NULL AS essay_id, batch_id
+    FROM batch_confirmations
+    WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
+    UNION ALL
+    SELECT essay_id, batch_id
+    FROM essay_student_associations
+    WHERE essay_id = ANY(CAST(:essay_ids AS uuid[]))
+    """
+)
+
+_INSERT_ASSOCIATIONS = text(
+    """
+    INSERT INTO essay_student_associations (
+        id, essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
+        filename, status, source_event_id, correlation_id, trace_context
+    )
+    SELECT gen_random_uuid(), r.essay_id, r.batch_id, r.class_id, r.student_id,
+           r.confidence_score, CAST(r.match_reasons AS jsonb), r.filename, r.status,
+           r.source_event_id, r.correlation_id, CAST(r.trace_context AS jsonb)
+    FROM unnest(
+        CAST(:essay_ids AS uuid[]), CAST(:batch_ids AS uuid[]), CAST(:class_ids AS uuid[]),
+        CAST(:student_ids AS uuid[]), CAST(:confidence_scores AS double precision[]),
+        CAST(:match_reasons AS text[]), CAST(:filenames AS text[]), CAST(:statuses AS text[]),
+        CAST(:source_event_ids AS uuid[]), CAST(:correlation_ids AS uuid[]),
+        CAST(:trace_contexts AS text[])
+    ) AS r(essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
+           filename, status, source_event_id, correlation_id, trace_context)
+    ORDER BY r.essay_id
+    ON CONFLICT (essay_id) DO NOTHING
+    """
+)
+
+
+class ConcurrentBatchChange(Exception):
+    """Another transaction put an essay of this event into another batch meanwhile: retry (a
+    transient error; the retry sees that essay and rejects the event)."""
+
+
+#: How to get an event again if its batch must be re-planned event by event.
+EventSource = Callable[[], AuthorMatchEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    """One event's share of a batch: its processed_events record and its rows."""
+
+    event_id: uuid.UUID
+    topic: str
+    batch_id: uuid.UUID
+    class_id: uuid.UUID
+    summary: str  # JSON for processed_events.summary
+    rows: list[PlannedAssociation]
+    source: EventSource
+    #: Stored with the rows: what the timeout's event carries on (the trace context as JSON).
+    correlation_id: uuid.UUID
+    trace_context: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What one committed write transaction did."""
+
+    #: Events new to ``processed_events`` (the rest were applied before).
+    new: set[uuid.UUID]
+    #: New events the admission rules rejected whole (recorded nowhere).
+    rejected: dict[uuid.UUID, Rejection]
+    #: Association rows inserted.
+    inserted: int
+
+
+async def write_batch(
+    session_factory: async_sessionmaker[AsyncSession], items: Sequence[PlannedEvent]
+) -> Written:
+    """Statements 2-6 of :mod:`.ingestion` in one transaction; raises if it rolled back."""
+    async with session_factory() as session:
+        batch_ids = sorted({item.batch_id for item in items})
+        await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
+        new_ids = await ledger.record_new(
+            session, [LedgerEntry(item.event_id, item.topic, item.summary) for item in items]
+        )
+        # Among events of this batch the earliest (offset order) wins, exactly as if they
+        # had been applied one after the other.
+        candidates = [
+            Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
+            for item in items
+            if item.event_id in new_ids
+        ]
+        rows, rejected = admit(candidates, await _batch_state(session, candidates))
+        await ledger.forget(session, rejected)
+        inserted_rows = 0
+        if rows:
+            events = {item.event_id: item for item in items}
+            written = await session.execute(_INSERT_ASSOCIATIONS, _columns(rows, events))
+            inserted_rows = _rowcount(written)
+            if inserted_rows < len(rows):
+                # Ingestion of one batch is serialized: only another batch's transaction
+                # can have added one of these essays since statement 5.
+                raise ConcurrentBatchChange(
+                    f"{len(rows) - inserted_rows} of {len(rows)} essays were added to "
+                    "another batch meanwhile"
+                )
+        await session.commit()
+    return Written(new_ids, rejected, inserted_rows)
+
+
+async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -> BatchState:
+    """Statements 4 and 5 of the module docstring: what the events' batches hold now."""
+    state = BatchState()
+    if not candidates:
+        return state
+    batch_ids = sorted({candidate.batch_id for candidate in candidates})
+    for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
+        state.batch_classes.setdefault(batch_id, set()).add(class_id)
+    essay_ids = sorted({row.essay_id for candidate in candidates for row in candidate.rows})
+    found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
+    for essay_id, batch_id in found:
+        if essay_id is None:
+            state.finalized.add(batch_id)
+        else:
+            state.essay_batches[essay_id] = batch_id
+    return state
+
+
+def _rowcount(result: Any) -> int:
+    count = getattr(result, "rowcount", -1)
+    return count if isinstance(count, int) and count >= 0 else 0
+
+
+def _columns(
+    rows: Iterable[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
+) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        "essay_ids": [],
+        "batch_ids": [],
+        "class_ids": [],
+        "student_ids": [],
+        "confidence_scores": [],
+        "match_reasons": [],
+        "filenames": [],
+        "statuses": [],
+        "source_event_ids": [],
+        "correlation_ids": [],
+        "trace_contexts": [],
+    }
+    reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
+    for row in rows:
+        event = events[row.source_event_id]
+        reasons = reasons_json.get(row.match_reasons)
+        if reasons is None:
+            reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
+        columns["essay_ids"].append(row.essay_id)
+        columns["batch_ids"].append(row.batch_id)
+        columns["class_ids"].append(row.class_id)
+        columns["student_ids"].append(row.student_id)
+        columns["confidence_scores"].append(row.confidence_score)
+        columns["match_reasons"].append(reasons)
+        columns["filenames"].append(row.filename)
+        columns["statuses"].append(row.status.value)
+        columns["source_event_ids"].append(row.source_event_id)
+        columns["correlation_ids"].append(event.correlation_id)
+        columns["trace_contexts"].append(event.trace_context)
+    return columns
