@@ -1,7 +1,8 @@
-"""The composition root: builds every dependency from settings and wires the app together.
+"""The composition root: builds every dependency, worker and metric family from settings, and
+wires the app together.
 
-Nothing is created at import time; :func:`build_app` is the only place that knows how the
-pieces fit, so tests and replicas can build as many independent apps as they like.
+Nothing is created at import time; this is the only place that knows how the pieces fit, so
+tests and replicas can build as many independent apps as they like.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service import db
 from class_management_service.associations.routes import router as associations_router
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.routes import router as classes_router
-from class_management_service.clock import Clock, SystemClock
+from class_management_service.container import Container
 from class_management_service.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.http.openapi import install_links
@@ -28,7 +27,6 @@ from class_management_service.internal.routes import router as internal_router
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.observability.health import (
     DatabaseProbe,
-    HealthCheck,
     kafka_broker_check,
     redis_check,
 )
@@ -41,31 +39,6 @@ from class_management_service.students.routes import router as students_router
 from class_management_service.workers.supervisor import Supervisor, Worker
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Container:
-    """Every long-lived dependency of one service instance."""
-
-    settings: Settings
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
-    read_only_database: ReadOnlyDatabase
-    redis: Redis
-    producer: SharedProducer
-    metrics: Metrics
-    database_probe: DatabaseProbe
-    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
-    # Where "now" comes from for validation timestamps and the timeout monitor (tests inject).
-    clock: Clock = field(default_factory=SystemClock)
-
-    async def close(self) -> None:
-        """Flush what the producer holds, then close every connection."""
-        await self.producer.stop()
-        await self.redis.aclose()
-        await self.read_only_database.close()
-        self.database_probe.close()
-        await self.engine.dispose()
 
 
 def build_container(settings: Settings) -> Container:
@@ -95,6 +68,7 @@ def build_container(settings: Settings) -> Container:
         redis=redis_check(container.redis),
         kafka=kafka_broker_check(container.producer),
     )
+    container.supervisor = Supervisor(build_workers(container))
     return container
 
 
@@ -113,7 +87,7 @@ def build_workers(container: Container) -> list[Worker]:
                 session_factory=container.session_factory,
                 producer=container.producer,
                 settings=container.settings,
-                registry=container.metrics.registry,
+                metrics=container.metrics.outbox,
             )
         )
     if container.settings.run_timeout_monitor:
@@ -121,7 +95,7 @@ def build_workers(container: Container) -> list[Worker]:
             TimeoutMonitor(
                 session_factory=container.session_factory,
                 settings=container.settings,
-                registry=container.metrics.registry,
+                metrics=container.metrics.timeout,
             )
         )
     return workers
@@ -130,7 +104,7 @@ def build_workers(container: Container) -> list[Worker]:
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     container = build_container(settings)
-    supervisor = Supervisor(build_workers(container))
+    supervisor = container.supervisor
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -157,16 +131,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.settings = settings
+    # The only thing the app holds: routes reach it through http/deps.py.
     app.state.container = container
-    app.state.session_factory = container.session_factory
-    app.state.read_only_database = container.read_only_database
-    app.state.metrics = container.metrics
-    app.state.health_checks = container.health_checks
-    app.state.supervisor = supervisor
-    key = settings.internal_api_key
-    app.state.internal_api_key = key.get_secret_value().encode() if key is not None else None
-    if key is None:
+    if settings.internal_api_key is None:
         logger.warning(
             "no internal API key configured (%s or %sINTERNAL_API_KEY): the internal routes "
             "refuse every caller",

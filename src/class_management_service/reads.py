@@ -35,14 +35,13 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    make_url,
     select,
 )
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from class_management_service.db import FairQueue
+from class_management_service.db import FairQueue, asyncpg_dsn
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -125,7 +124,7 @@ class ReadOnlyDatabase:
         wait_seconds: float | None = None,
         connect_timeout_seconds: float = 60.0,
     ) -> None:
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+        self._dsn = asyncpg_dsn(database_url)
         self._server_settings = dict(server_settings or {})
         # How long a request waits for a free slot (None: as long as it takes), like the
         # engine's pool_timeout; then sqlalchemy's pool TimeoutError, answered 503.

@@ -29,7 +29,8 @@ from class_management_service.associations.ingestion import (
     build_author_match_consumer,
 )
 from class_management_service.associations.models import AssociationStatus
-from class_management_service.bootstrap import Container, build_container
+from class_management_service.bootstrap import build_container
+from class_management_service.container import Container
 from class_management_service.idempotency import COMPLETED, IdempotencyCache
 from class_management_service.messaging import topics
 from class_management_service.messaging.consumer import (

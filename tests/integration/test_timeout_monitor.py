@@ -20,6 +20,7 @@ from class_management_service.associations.models import (
     BatchConfirmation,
     EssayStudentAssociation,
 )
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_container, build_workers
 from class_management_service.classes.models import ClassMembership, SchoolClass
@@ -90,13 +91,11 @@ def monitor(
     session_factory: SessionFactory,
     settings: Settings,
     registry: CollectorRegistry | None = None,
-    name: str = "timeout-monitor",
 ) -> TimeoutMonitor:
     return TimeoutMonitor(
         session_factory=session_factory,
         settings=settings,
-        registry=registry or CollectorRegistry(),
-        name=name,
+        metrics=TimeoutMetrics(registry or CollectorRegistry()),
     )
 
 
@@ -290,7 +289,7 @@ async def test_two_monitors_never_double_process(
         for _ in range(30)
     ]
     await age_rows(session_factory, timedelta(hours=24, seconds=1))
-    first, second = (monitor(session_factory, settings, name=f"monitor-{i}") for i in range(2))
+    first, second = (monitor(session_factory, settings) for _ in range(2))
     one, two = await asyncio.gather(first.run_once(), second.run_once())
     assert not set(one.finalized) & set(two.finalized)
     assert sorted(one.finalized + two.finalized) == sorted(batches)

@@ -74,7 +74,7 @@ from class_management_service.messaging.dead_letter import DeadLetterPublisher
 from class_management_service.messaging.dead_letter_store import DeadLetterStore
 
 if TYPE_CHECKING:
-    from class_management_service.bootstrap import Container
+    from class_management_service.container import Container
 
 logger = logging.getLogger(__name__)
 

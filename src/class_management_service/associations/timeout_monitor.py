@@ -23,11 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +46,7 @@ from class_management_service.associations.service import (
     lock_batch,
     write_transitions,
 )
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import continued_trace
@@ -57,38 +56,6 @@ from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Ba
 logger = logging.getLogger(__name__)
 
 
-class TimeoutMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.auto_confirmed = Counter(
-            "association_timeout_confirmed_total",
-            "Essays whose suggested student the validation timeout confirmed automatically.",
-            registry=registry,
-        )
-        self.left_unassigned = Counter(
-            "association_timeout_unassigned_total",
-            "Essays the validation timeout left without a student (rejected, student null).",
-            ["reason"],
-            registry=registry,
-        )
-        self.batches = Counter(
-            "association_timeout_batches_total",
-            "Batches finalized by the validation timeout.",
-            registry=registry,
-        )
-
-
-_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, TimeoutMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def timeout_metrics(registry: CollectorRegistry) -> TimeoutMetrics:
-    metrics = _metrics_by_registry.get(registry)
-    if metrics is None:
-        metrics = _metrics_by_registry[registry] = TimeoutMetrics(registry)
-    return metrics
-
-
 @dataclass
 class TimeoutPass:
     finalized: list[uuid.UUID]
@@ -96,39 +63,33 @@ class TimeoutPass:
 
 
 class TimeoutMonitor:
+    name = "timeout-monitor"
+
     def __init__(
         self,
         *,
         session_factory: async_sessionmaker[AsyncSession],
         settings: Settings,
-        registry: CollectorRegistry,
-        name: str = "timeout-monitor",
-        batch_limit: int = 100,
+        metrics: TimeoutMetrics,
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
         self._timeout = timedelta(hours=settings.validation_timeout_hours)
         self.backoff = Backoff()
-        self._metrics = timeout_metrics(registry)
-        self._name = name
-        self._batch_limit = batch_limit
-
-    @property
-    def name(self) -> str:
-        return self._name
+        self._metrics = metrics
 
     async def run(self) -> None:
         while True:
             try:
                 outcome = await self.run_once()
             except DATABASE_UNAVAILABLE as exc:
-                await self.backoff.wait_after(exc, worker=self._name)
+                await self.backoff.wait_after(exc, worker=self.name)
                 continue
             self.backoff.reset()
             if outcome.finalized:
                 logger.info(
                     "validation timeout finalized batches",
-                    extra={"worker": self._name, "batches": len(outcome.finalized)},
+                    extra={"worker": self.name, "batches": len(outcome.finalized)},
                 )
             await asyncio.sleep(self._settings.timeout_monitor_interval_seconds)
 
@@ -169,7 +130,7 @@ class TimeoutMonitor:
             )
             .group_by(a.batch_id)
             .order_by(oldest)
-            .limit(self._batch_limit)
+            .limit(self._settings.timeout_monitor_batch_size)
         )
         async with self._session_factory() as session:
             return list((await session.execute(query)).scalars())

@@ -13,9 +13,8 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
-from class_management_service.db import server_settings
+from class_management_service.db import asyncpg_dsn, server_settings
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
 
@@ -39,11 +38,7 @@ class DatabaseProbe:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._dsn = (
-            make_url(settings.database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(settings.database_url)
         self._server_settings = server_settings(settings)
         self._connect_timeout = settings.health_check_timeout_seconds
         self._connection: asyncpg.Connection | None = None

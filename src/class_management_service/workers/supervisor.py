@@ -21,6 +21,8 @@ from typing import Protocol
 import asyncpg
 import sqlalchemy.exc
 
+from class_management_service.retry import backoff_seconds
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,8 +39,8 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 class Backoff:
-    """Exponential delays between failed attempts: ``initial``, doubling, capped at
-    ``maximum``; :meth:`reset` after a success."""
+    """Delays between consecutive failed attempts (:func:`retry.backoff_seconds`: full jitter
+    under ``initial`` doubling, capped at ``maximum``); :meth:`reset` after a success."""
 
     def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
         self.initial, self.maximum = initial, maximum
@@ -47,7 +49,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         self.failures += 1
-        return float(min(self.initial * 2 ** min(self.failures - 1, 30), self.maximum))
+        return backoff_seconds(self.failures, self.initial, self.maximum)
 
     def reset(self) -> None:
         self.failures, self.last_error = 0, None

@@ -1,15 +1,55 @@
-"""Who is calling: a teacher (via the gateway) or an internal platform service."""
+"""The routes' typed dependencies, all from the app's one :class:`Container`: the unit of work,
+the read pool, the clock, and who is calling (a teacher via the gateway, or an internal service).
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from class_management_service.clock import Clock
+from class_management_service.container import Container
 from class_management_service.errors import Unauthorized
+from class_management_service.reads import ReadOnlyDatabase
 from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
+from class_management_service.unit_of_work import UnitOfWork
+
+
+# Dependencies are `async def` although most never await: FastAPI runs a plain `def`
+# dependency in the thread pool, a thread hand-off per request that cost ~30 % of GET throughput.
+async def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ServiceContainer = Annotated[Container, Depends(_container)]
+
+
+async def _unit_of_work(container: ServiceContainer) -> AsyncIterator[UnitOfWork]:
+    async with UnitOfWork(container.session_factory) as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(_unit_of_work)]
+
+
+async def _read_only_database(container: ServiceContainer) -> ReadOnlyDatabase:
+    return container.read_only_database
+
+
+# For routes that only read: compiled statements on asyncpg, no transaction (see reads.py).
+ReadDb = Annotated[ReadOnlyDatabase, Depends(_read_only_database)]
+
+
+async def _clock(container: ServiceContainer) -> Clock:
+    return container.clock
+
+
+ServiceClock = Annotated[Clock, Depends(_clock)]
 
 # Declared required in OpenAPI where a route needs them; a missing one is answered 401, not 422
 # (errors.py: a missing required header is always a missing identity). A value with no visible
@@ -17,8 +57,6 @@ from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
 _VISIBLE = {"pattern": r"\S"}
 
 
-# Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
-# in the thread pool, a thread hand-off per request that cost ~30 % of GET throughput.
 async def _teacher_id(
     x_user_id: Annotated[
         str,
@@ -45,22 +83,22 @@ _ServiceIdHeader = Annotated[
 ]
 
 
-def _key_matches(request: Request, presented: str) -> bool:
+def _key_matches(container: Container, presented: str) -> bool:
     """Whether ``presented`` is the configured internal key; never when none is configured
     (an empty presented key cannot equal the non-empty configured one)."""
-    expected: bytes | None = request.app.state.internal_api_key
+    expected = container.internal_api_key
     if not expected:
         return False  # no key configured: internal routes fail closed
     # Constant-time comparison: response timing must not reveal how much of the key matched.
     return hmac.compare_digest(presented.encode(), expected)
 
 
-def _internal_caller(request: Request, key: str | None, service_id: str | None) -> str:
+def _internal_caller(container: Container, key: str | None, service_id: str | None) -> str:
     if (
         key is None
         or service_id is None
         or not service_id.strip()
-        or not _key_matches(request, key)
+        or not _key_matches(container, key)
     ):
         # Never echo or log the presented key.
         raise Unauthorized("Valid X-Internal-API-Key and X-Service-ID headers are required.")
@@ -68,7 +106,7 @@ def _internal_caller(request: Request, key: str | None, service_id: str | None) 
 
 
 async def _internal_service(
-    request: Request,
+    container: ServiceContainer,
     x_internal_api_key: Annotated[
         str, Header(description="Shared secret of internal platform callers (401 if wrong).")
     ],
@@ -79,7 +117,7 @@ async def _internal_service(
         ),
     ],
 ) -> str:
-    return _internal_caller(request, x_internal_api_key, x_service_id)
+    return _internal_caller(container, x_internal_api_key, x_service_id)
 
 
 InternalService = Annotated[str, Depends(_internal_service)]
@@ -93,7 +131,7 @@ class RosterReader:
 
 
 async def _roster_reader(
-    request: Request,
+    container: ServiceContainer,
     x_internal_api_key: _KeyHeader = None,
     x_service_id: _ServiceIdHeader = None,
     x_user_id: Annotated[
@@ -112,11 +150,11 @@ async def _roster_reader(
     presenting nothing, and a misconfigured caller finds out.
     """
     if x_internal_api_key is not None:
-        _internal_caller(request, x_internal_api_key, x_service_id)
+        _internal_caller(container, x_internal_api_key, x_service_id)
         return RosterReader(teacher_id=None)
     if x_user_id is not None:
         return RosterReader(teacher_id=await _teacher_id(x_user_id))
-    if request.app.state.settings.roster_unauthenticated_access:
+    if container.settings.roster_unauthenticated_access:
         return RosterReader(teacher_id=None)
     raise Unauthorized(
         "Send X-Internal-API-Key and X-Service-ID, or X-User-ID of the class's teacher. "
