@@ -20,7 +20,7 @@ from class_management_service.associations.routes import router as associations_
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.routes import router as classes_router
 from class_management_service.container import Container
-from class_management_service.errors import install_error_handlers
+from class_management_service.http.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.http.openapi import install_links
 from class_management_service.internal.routes import router as internal_router

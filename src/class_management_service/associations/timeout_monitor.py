@@ -47,11 +47,12 @@ from class_management_service.associations.service import (
     write_transitions,
 )
 from class_management_service.associations.timeout_metrics import TimeoutMetrics
+from class_management_service.errors import DATABASE_UNAVAILABLE
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import continued_trace
 from class_management_service.settings import Settings
-from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
+from class_management_service.workers.supervisor import Backoff
 
 logger = logging.getLogger(__name__)
 

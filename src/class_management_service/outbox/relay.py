@@ -33,6 +33,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.db import asyncpg_dsn, server_settings
+from class_management_service.errors import DATABASE_UNAVAILABLE
 from class_management_service.outbox import claims
 from class_management_service.outbox.claims import ClaimedEvent, FailedAttempt
 from class_management_service.outbox.metrics import OutboxMetrics
@@ -44,7 +45,7 @@ from class_management_service.outbox.sending import (
 )
 from class_management_service.retry import backoff_seconds
 from class_management_service.settings import Settings
-from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
+from class_management_service.workers.supervisor import Backoff
 
 logger = logging.getLogger(__name__)
 
