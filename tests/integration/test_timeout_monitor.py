@@ -24,7 +24,6 @@ from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_container, build_workers
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
@@ -32,6 +31,7 @@ from class_management_service.outbox.models import OutboxEvent
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 from class_management_service.unit_of_work import UnitOfWork
+from tests.fakes.clock import FixedClock
 
 pytestmark = pytest.mark.postgres
 

@@ -20,12 +20,12 @@ from class_management_service.associations.models import (
     EssayStudentAssociation,
 )
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.students.models import Student
+from tests.fakes.clock import FixedClock
 
 pytestmark = pytest.mark.postgres
 
