@@ -22,7 +22,7 @@ from class_management_service.associations.models import (
 )
 from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
-from class_management_service.bootstrap import build_container, build_workers
+from class_management_service.bootstrap import build_container
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
@@ -309,7 +309,7 @@ async def test_a_process_clock_a_day_ahead_does_not_time_out_a_fresh_batch(
     )
     container.clock = FixedClock(datetime.now(UTC) + timedelta(hours=25))
     try:
-        (worker,) = build_workers(container)
+        (worker,) = container.supervisor.workers
         assert isinstance(worker, TimeoutMonitor)
         assert (await worker.run_once()).finalized == []
         assert (await rows_of(session_factory, batch_id)).popitem()[

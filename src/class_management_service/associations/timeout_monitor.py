@@ -14,8 +14,7 @@ re-checks under the lock that the batch is still open and still overdue. A batch
 finalized is never touched or re-published.
 
 "Overdue" is measured on the database's clock (``now()``), the clock that stamped the rows'
-``created_at``: a replica whose own clock runs ahead (25 h in a test) must not decide a batch
-that is seconds old.
+``created_at``: a replica whose own clock runs ahead must not decide a batch that is seconds old.
 """
 
 from __future__ import annotations

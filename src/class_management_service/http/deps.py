@@ -52,7 +52,7 @@ async def _clock(container: ServiceContainer) -> Clock:
 ServiceClock = Annotated[Clock, Depends(_clock)]
 
 # Declared required in OpenAPI where a route needs them; a missing one is answered 401, not 422
-# (errors.py: a missing required header is always a missing identity). A value with no visible
+# (http/errors.py: a missing required header is always a missing identity). A value with no visible
 # character counts as none.
 _VISIBLE = {"pattern": r"\S"}
 

@@ -11,7 +11,7 @@ a relay, or waiting for a retry) no relay takes the aggregate's later rows, so a
 events reach Kafka in commit order however many relays run: a row is sent only after the broker
 acknowledged the one before it. (A re-send after a lease ran out can repeat an event after a
 later one; each event's first delivery is in order, and consumers dedupe on event_id.) A
-``failed`` row no longer holds its aggregate back.
+``failed`` row does not hold its aggregate back.
 """
 
 from __future__ import annotations
