@@ -182,7 +182,7 @@ class TimeoutMonitor:
             await write_transitions(session, rows, transitions, validated_by=None, now=now)
             # The events continue the correlation and trace of the NLP event behind the batch.
             correlation_id, trace_context = batch_origin(rows)
-            with continued_trace(trace_context):
+            with continued_trace(trace_context, correlation_id=correlation_id):
                 finalized = await finalize_if_complete(
                     session,
                     batch_id=batch_id,
