@@ -109,6 +109,11 @@ _RETRYABLE_SQLSTATES = ("55P03", "57014", "40001", "40P01", "57P01", "57P02", "5
 _RETRYABLE_CLASSES = ("08", "53")
 
 
+def describe(exc: BaseException, limit: int | None = None) -> str:
+    """An exception as logs, health details and stored errors show it (never a traceback)."""
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
 def is_conflict(exc: BaseException) -> bool:
     code = sqlstate(exc)
     return code is not None and code.startswith(_INTEGRITY_CLASS)

@@ -29,6 +29,7 @@ from class_management_service.errors import (
     ServiceError,
     Unauthorized,
     ValidationFailed,
+    describe,
     is_conflict,
     is_unavailable,
 )
@@ -144,7 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if is_unavailable(exc):
             logger.warning(
                 "database unavailable for a request",
-                extra={"sqlstate": code, "error": f"{type(exc).__name__}: {exc}"[:500]},
+                extra={"sqlstate": code, "error": describe(exc, 500)},
             )
             response = error_response(
                 503,

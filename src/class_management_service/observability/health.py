@@ -15,6 +15,7 @@ import asyncpg
 from redis.asyncio import Redis
 
 from class_management_service.db import asyncpg_dsn, server_settings
+from class_management_service.errors import describe
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
 
@@ -95,7 +96,7 @@ async def run_checks(
                 ok=False, details={"error": f"no answer within {timeout_seconds:g}s"}
             )
         except Exception as exc:
-            return CheckResult(ok=False, details={"error": f"{type(exc).__name__}: {exc}"})
+            return CheckResult(ok=False, details={"error": describe(exc)})
 
     names = list(checks)
     results = await asyncio.gather(*(guarded(checks[name]) for name in names))

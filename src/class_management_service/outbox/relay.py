@@ -33,16 +33,11 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.db import asyncpg_dsn, server_settings
-from class_management_service.errors import DATABASE_UNAVAILABLE
+from class_management_service.errors import DATABASE_UNAVAILABLE, describe
 from class_management_service.outbox import claims
 from class_management_service.outbox.claims import ClaimedEvent, FailedAttempt
 from class_management_service.outbox.metrics import OutboxMetrics
-from class_management_service.outbox.sending import (
-    ProducerSource,
-    describe,
-    is_transient,
-    publish,
-)
+from class_management_service.outbox.sending import ProducerSource, is_transient, publish
 from class_management_service.retry import backoff_seconds
 from class_management_service.settings import Settings
 from class_management_service.workers.supervisor import Backoff
@@ -50,6 +45,7 @@ from class_management_service.workers.supervisor import Backoff
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "outbox_events"
+_MAX_ERROR_CHARS = 2000  # of a row's last_error
 _GAUGE_REFRESH_SECONDS = 5.0
 _LISTEN_RETRY_SECONDS = 5.0
 # Failed rows' retry schedule, and a broker outage's wait between passes (jittered).
@@ -91,7 +87,10 @@ async def connect_listener(
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         if connection is not None:
             connection.terminate()
-        logger.warning("outbox LISTEN unavailable; polling only", extra={"error": describe(exc)})
+        logger.warning(
+            "outbox LISTEN unavailable; polling only",
+            extra={"error": describe(exc, _MAX_ERROR_CHARS)},
+        )
         return None
     return connection
 
@@ -195,7 +194,9 @@ class OutboxRelay:
                 failures,
                 count_attempt=not result.outage,
             )
-            result.errors = {event_id: describe(exc) for event_id, exc in failures.items()}
+            result.errors = {
+                event_id: describe(exc, _MAX_ERROR_CHARS) for event_id, exc in failures.items()
+            }
         result.published, result.failed = len(sent), len(failures)
         return result
 
@@ -219,7 +220,7 @@ class OutboxRelay:
                 if counted
                 else min(retry_delay(self._consecutive_outages + 1), _OUTAGE_ROW_DELAY_CAP_SECONDS)
             )
-            error = describe(errors[event.id])
+            error = describe(errors[event.id], _MAX_ERROR_CHARS)
             attempts_made.append(FailedAttempt(event, error, timedelta(seconds=delay), counted))
             self._metrics.publish_failures.labels(event.topic).inc()
             details = {

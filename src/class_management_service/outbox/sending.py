@@ -15,8 +15,6 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, OutOfOrderS
 
 from class_management_service.outbox.claims import ClaimedEvent
 
-_MAX_ERROR_CHARS = 2000
-
 
 class ProducerSource(Protocol):
     """Where the relay gets its Kafka producer (``SharedProducer`` in the service)."""
@@ -31,10 +29,6 @@ def is_transient(exc: BaseException) -> bool:
     return bool(getattr(exc, "retriable", False)) or isinstance(
         exc, KafkaConnectionError | KafkaTimeoutError | TimeoutError | OutOfOrderSequenceNumber
     )
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_CHARS]
 
 
 async def publish(

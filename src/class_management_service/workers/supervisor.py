@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from class_management_service.errors import describe
 from class_management_service.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Backoff:
     async def wait_after(self, exc: BaseException, *, worker: str) -> None:
         """Log a failed pass of ``worker`` and sleep the next delay."""
         delay = self.next_delay()
-        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.last_error = describe(exc, 500)
         logger.warning(
             "worker pass failed: database unavailable; backing off",
             extra={"worker": worker, "retry_in_s": delay, "error": self.last_error},
@@ -109,7 +110,7 @@ class Supervisor:
             except Exception as exc:
                 state.running = False
                 state.restarts += 1
-                state.last_error = f"{type(exc).__name__}: {exc}"
+                state.last_error = describe(exc)
                 # A worker that ran fine for a while before crashing starts again quickly.
                 if state.started_at and time.monotonic() - state.started_at > 60:
                     backoff.reset()
