@@ -47,13 +47,7 @@ def build_container(settings: Settings) -> Container:
         settings=settings,
         engine=engine,
         session_factory=db.create_session_factory(engine),
-        read_only_database=ReadOnlyDatabase(
-            settings.database_url,
-            settings.database_read_pool_size,
-            server_settings=db.server_settings(settings),
-            wait_seconds=settings.database_pool_timeout_seconds,
-            connect_timeout_seconds=settings.database_connect_timeout_seconds,
-        ),
+        read_only_database=ReadOnlyDatabase(settings),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.health_check_timeout_seconds,
@@ -101,8 +95,7 @@ def build_workers(container: Container) -> list[Worker]:
     return workers
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def build_app(settings: Settings) -> FastAPI:
     container = build_container(settings)
     supervisor = container.supervisor
 
