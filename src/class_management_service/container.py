@@ -7,6 +7,7 @@ the typed dependencies of :mod:`http.deps`, workers get theirs passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -36,8 +37,9 @@ class Container:
     # row is use the database's now() instead, the clock that stamped the rows.
     clock: Clock = field(default_factory=SystemClock)
 
-    @property
+    @cached_property
     def internal_api_key(self) -> bytes | None:
+        """The configured key as compared with what callers present (bytes, encoded once)."""
         key = self.settings.internal_api_key
         return key.get_secret_value().encode() if key is not None else None
 
