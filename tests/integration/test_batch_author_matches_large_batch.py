@@ -33,7 +33,6 @@ async def test_the_confirmation_of_a_5000_essay_batch_is_published(
     teacher_headers: Callable[[str], dict[str, str]],
     make_settings: Callable[..., Settings],
     kafka_bootstrap: str,
-    unique_name: Callable[[str], str],
 ) -> None:
     roster = await seed_roster(session_factory, students=30)
     batch = uuid.uuid4()

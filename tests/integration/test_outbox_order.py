@@ -109,7 +109,6 @@ async def test_the_rename_that_commits_last_is_the_last_on_kafka(
     session_factory: SessionFactory,
     settings: Settings,
     kafka_bootstrap: str,
-    unique_name: Callable[[str], str],
 ) -> None:
     """Deterministic interleaving: A starts first, B renames and commits, then A commits."""
     class_id = uuid.UUID((await create_class(api_client))["id"])
@@ -134,7 +133,6 @@ async def test_30_concurrent_renames_end_on_kafka_with_the_databases_name(
     session_factory: SessionFactory,
     settings: Settings,
     kafka_bootstrap: str,
-    unique_name: Callable[[str], str],
 ) -> None:
     class_ids = [(await create_class(api_client, name=f"class {i}"))["id"] for i in range(4)]
     renames = [

@@ -381,7 +381,6 @@ async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> 
 async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
     session_factory: SessionFactory,
     settings: Settings,
-    topic: str,
     kafka_bootstrap: str,
 ) -> None:
     batches = await _seed_overdue_batches(session_factory, 40)
