@@ -83,7 +83,7 @@ async def test_the_confirmation_of_a_5000_essay_batch_is_published(
     await consumer.start()
     try:
         # Other tests publish confirmations too: this batch's is the one keyed by its id.
-        message = await consumer.getone()
+        message = await asyncio.wait_for(consumer.getone(), 30)
         while message.key != str(batch).encode():
             message = await asyncio.wait_for(consumer.getone(), 30)
     finally:
