@@ -40,6 +40,7 @@ from class_management_service.bootstrap import (
 )
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
+from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging import topics
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
@@ -62,10 +63,6 @@ COLUMNS = (
     "status",
     "source_event_id",
 )
-
-
-def plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 @dataclass
@@ -340,7 +337,7 @@ async def count_rows(dsn: str) -> int:
 async def bench(
     args: argparse.Namespace, database_url: str, redis_url: str, bootstrap: str
 ) -> None:
-    dsn = plain(database_url)
+    dsn = asyncpg_dsn(database_url)
     rng = random.Random(args.seed)
     roster = await seed_roster(dsn)
     await preload(dsn, roster, args.preload)
@@ -429,7 +426,7 @@ def main() -> None:
         redis_url = infra.server("redis").url
         bootstrap = infra.server("kafka").url
         database = f"cms_bench_{uuid.uuid4().hex[:8]}"
-        admin_url = plain(postgres.url_for("postgres"))
+        admin_url = asyncpg_dsn(postgres.url_for("postgres"))
 
         async def create() -> None:
             connection = await asyncpg.connect(admin_url)

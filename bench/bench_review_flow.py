@@ -22,11 +22,13 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 from class_management_service.associations.models import EssayStudentAssociation
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_app
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
+from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
@@ -46,7 +48,7 @@ Seeded = list[tuple[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]]  # (batch, [(
 
 async def seed(settings: Settings, batches: int, essays: int) -> Seeded:
     app = build_app(settings)
-    factory = app.state.session_factory
+    factory = app.state.container.session_factory
     seeded: Seeded = []
     async with factory() as session:
         school_class = SchoolClass(
@@ -136,7 +138,7 @@ async def _bench(database_url: str, batches: int, essays: int) -> None:
     print(f"POST confirm+finalize {_percentiles(posts)}")
 
     # The timeout runs on the database's clock: the unconfirmed half is made 25 h old.
-    async with app.state.session_factory() as session, session.begin():
+    async with app.state.container.session_factory() as session, session.begin():
         await session.execute(
             text(
                 "UPDATE essay_student_associations "
@@ -144,9 +146,9 @@ async def _bench(database_url: str, batches: int, essays: int) -> None:
             )
         )
     monitor = TimeoutMonitor(
-        session_factory=app.state.session_factory,
+        session_factory=app.state.container.session_factory,
         settings=settings,
-        registry=CollectorRegistry(),
+        metrics=TimeoutMetrics(CollectorRegistry()),
     )
     t0 = time.perf_counter()
     outcome = await monitor.run_once()
@@ -170,7 +172,7 @@ async def main() -> None:
         )
     )
     name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin_dsn = base.set(drivername="postgresql", database="postgres").render_as_string(False)
+    admin_dsn = asyncpg_dsn(base.set(database="postgres").render_as_string(hide_password=False))
     admin = await asyncpg.connect(admin_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

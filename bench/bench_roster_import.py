@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 
 from class_management_service.bootstrap import build_app
+from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
 from local_infra.paths import infra_root
@@ -107,7 +108,7 @@ async def measure(database_url: str, rows: int, repetitions: int) -> dict[str, l
         name: []
         for name in (IMPORT_CREATES, IMPORT_CREATES_SHORT_REPORT, IMPORT_UNCHANGED, RAW_COPY)
     }
-    connection = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -144,7 +145,7 @@ def print_table(rows: int, seconds: dict[str, list[float]]) -> None:
 
 
 async def recreate_database(admin_url: str) -> None:
-    connection = await asyncpg.connect(admin_url.replace("+asyncpg", "", 1))
+    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
         await connection.execute(f'CREATE DATABASE "{DATABASE}"')

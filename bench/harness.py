@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from local_infra.paths import infra_root
 from local_infra.ports import free_port
@@ -50,11 +51,6 @@ class BenchError(RuntimeError):
 def progress(message: str) -> None:
     """One progress line on stderr, with the time of day (long benchmarks print several)."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def plain_dsn(url: str) -> str:
-    """asyncpg wants ``postgresql://``, SQLAlchemy ``postgresql+asyncpg://``."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -222,7 +218,7 @@ class Harness:
         """A new database (SQLAlchemy URL), migrated unless told otherwise; dropped in close()."""
         server = self.postgres()
         name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-        admin = plain_dsn(server.url_for("postgres"))
+        admin = asyncpg_dsn(server.url_for("postgres"))
 
         async def create() -> None:
             connection = await asyncpg.connect(admin)
@@ -242,7 +238,7 @@ class Harness:
     def _drop_databases(self) -> None:
         if not self._databases:
             return
-        admin = plain_dsn(self.postgres().url_for("postgres"))
+        admin = asyncpg_dsn(self.postgres().url_for("postgres"))
 
         async def drop() -> None:
             connection = await asyncpg.connect(admin)

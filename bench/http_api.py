@@ -20,11 +20,12 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.harness import Harness, ServiceProcess, Stats, plain_dsn, progress, run_async
+from bench.harness import Harness, ServiceProcess, Stats, progress, run_async
 from bench.report import Section, Table, Target, bar_chart, number, ratio, stats_cells
 from bench.wrk import WrkResult, ensure_wrk, get_script, post_script, run_wrk
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
+from class_management_service.db import asyncpg_dsn
 
 CONNECTIONS = 32
 TEACHER = "bench-teacher"
@@ -83,7 +84,7 @@ class HttpResults:
 
 async def seed(database_url: str) -> Seeded:
     """One teacher's 100 classes with 30 students each, by COPY (seconds, not minutes)."""
-    connection = await asyncpg.connect(plain_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         classes = [uuid.uuid4() for _ in range(CLASSES)]
         members = {c: [uuid.uuid4() for _ in range(STUDENTS_PER_CLASS)] for c in classes}

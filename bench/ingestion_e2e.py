@@ -33,8 +33,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import bench_ingestion
-from bench.harness import BenchError, Harness, ServiceProcess, Stats, plain_dsn, progress, run_async
+from bench.harness import BenchError, Harness, ServiceProcess, Stats, progress, run_async
 from bench.report import Section, Table, Target, bar_chart, ratio, stats_cells
+from class_management_service.db import asyncpg_dsn
 from class_management_service.settings import Settings
 
 SERVICE = "service consumer (Kafka -> committed rows)"
@@ -154,7 +155,7 @@ def measure(harness: Harness, *, quick: bool, repetitions: int) -> IngestionResu
     results = IngestionResults(events, essays, per_row_events, max_poll_records)
 
     database_url = harness.new_database("bench_ingestion")
-    dsn = plain_dsn(database_url)
+    dsn = asyncpg_dsn(database_url)
     roster = run_async(bench_ingestion.seed_roster(dsn))
     bootstrap = harness.kafka_bootstrap()
     suffix = uuid.uuid4().hex[:8]

@@ -26,9 +26,10 @@ import asyncpg
 import httpx
 
 from bench import bench_review_flow
-from bench.harness import Harness, Stats, plain_dsn, progress, run_async
+from bench.harness import Harness, Stats, progress, run_async
 from bench.report import Section, Table, Target, bar_chart, ratio, stats_cells
 from class_management_service.bootstrap import build_app
+from class_management_service.db import asyncpg_dsn
 from class_management_service.settings import Settings
 
 CONCURRENCY = 4
@@ -161,7 +162,7 @@ async def _measure(database_url: str, per_repetition: int, repetitions: int) -> 
                 http_batches = seeded[first : first + per_repetition]
                 raw_batches = seeded[first + per_repetition : first + 2 * per_repetition]
                 results.seconds[SERVICE].append(await time_http(client, http_batches))
-                results.seconds[RAW].append(await time_raw(plain_dsn(database_url), raw_batches))
+                results.seconds[RAW].append(await time_raw(asyncpg_dsn(database_url), raw_batches))
                 progress(
                     f"review {repetition + 1}/{repetitions}: HTTP "
                     f"{per_repetition / results.seconds[SERVICE][-1]:,.0f} batches/s, raw "

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service import db
 from class_management_service.bootstrap import build_app
+from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
 
@@ -33,11 +34,6 @@ pytest_plugins = ["local_infra.pytest_plugin"]
 
 TEMPLATE_DATABASE = "cms_test_template"
 INTERNAL_API_KEY = "test-internal-api-key"
-
-
-def _plain_dsn(sqlalchemy_url: str) -> str:
-    """asyncpg wants ``postgresql://``, SQLAlchemy wants ``postgresql+asyncpg://``."""
-    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +47,7 @@ def migrated_template(postgres_server: Any, postgres_admin_url: str) -> str:
     """Create the template database and run every migration into it, once per session."""
 
     async def create() -> None:
-        connection = await asyncpg.connect(_plain_dsn(postgres_admin_url))
+        connection = await asyncpg.connect(asyncpg_dsn(postgres_admin_url))
         try:
             await connection.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}" WITH (FORCE)')
             await connection.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
@@ -134,7 +130,7 @@ class DatabaseClones:
 async def database_clones(
     postgres_admin_url: str, migrated_template: str
 ) -> AsyncIterator[DatabaseClones]:
-    admin = await asyncpg.create_pool(_plain_dsn(postgres_admin_url), min_size=1, max_size=3)
+    admin = await asyncpg.create_pool(asyncpg_dsn(postgres_admin_url), min_size=1, max_size=3)
     clones = DatabaseClones(admin, migrated_template)
     try:
         yield clones

@@ -1,7 +1,8 @@
-"""The composition root: builds every dependency from settings and wires the app together.
+"""The composition root: builds every dependency, worker and metric family from settings, and
+wires the app together.
 
-Nothing is created at import time; :func:`build_app` is the only place that knows how the
-pieces fit, so tests and replicas can build as many independent apps as they like.
+Nothing is created at import time; this is the only place that knows how the pieces fit, so
+tests and replicas can build as many independent apps as they like.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service import db
 from class_management_service.associations.author_match_handler import AuthorMatchHandler
@@ -22,8 +21,8 @@ from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.associations.routes import router as associations_router
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.routes import router as classes_router
-from class_management_service.clock import Clock, SystemClock
-from class_management_service.errors import install_error_handlers
+from class_management_service.container import Container
+from class_management_service.http.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.http.openapi import install_links
 from class_management_service.idempotency import IdempotencyCache
@@ -34,7 +33,6 @@ from class_management_service.messaging.producer import SharedProducer
 from class_management_service.messaging.registration import build_consumer
 from class_management_service.observability.health import (
     DatabaseProbe,
-    HealthCheck,
     kafka_broker_check,
     redis_check,
 )
@@ -54,44 +52,13 @@ from class_management_service.workers.supervisor import Supervisor, Worker
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Container:
-    """Every long-lived dependency of one service instance."""
-
-    settings: Settings
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
-    read_only_database: ReadOnlyDatabase
-    redis: Redis
-    producer: SharedProducer
-    metrics: Metrics
-    database_probe: DatabaseProbe
-    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
-    # Where "now" comes from for validation timestamps and the timeout monitor (tests inject).
-    clock: Clock = field(default_factory=SystemClock)
-
-    async def close(self) -> None:
-        """Flush what the producer holds, then close every connection."""
-        await self.producer.stop()
-        await self.redis.aclose()
-        await self.read_only_database.close()
-        self.database_probe.close()
-        await self.engine.dispose()
-
-
 def build_container(settings: Settings) -> Container:
     engine = db.create_engine(settings)
     container = Container(
         settings=settings,
         engine=engine,
         session_factory=db.create_session_factory(engine),
-        read_only_database=ReadOnlyDatabase(
-            settings.database_url,
-            settings.database_read_pool_size,
-            server_settings=db.server_settings(settings),
-            wait_seconds=settings.database_pool_timeout_seconds,
-            connect_timeout_seconds=settings.database_connect_timeout_seconds,
-        ),
+        read_only_database=ReadOnlyDatabase(settings),
         redis=Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.health_check_timeout_seconds,
@@ -106,6 +73,7 @@ def build_container(settings: Settings) -> Container:
         redis=redis_check(container.redis),
         kafka=kafka_broker_check(container.producer),
     )
+    container.supervisor = Supervisor(build_workers(container))
     return container
 
 
@@ -124,7 +92,7 @@ def build_workers(container: Container) -> list[Worker]:
                 session_factory=container.session_factory,
                 producer=container.producer,
                 settings=container.settings,
-                registry=container.metrics.registry,
+                metrics=container.metrics.outbox,
             )
         )
     if container.settings.run_timeout_monitor:
@@ -132,7 +100,7 @@ def build_workers(container: Container) -> list[Worker]:
             TimeoutMonitor(
                 session_factory=container.session_factory,
                 settings=container.settings,
-                registry=container.metrics.registry,
+                metrics=container.metrics.timeout,
             )
         )
     return workers
@@ -164,10 +132,9 @@ def consumer_worker(
     return worker
 
 
-def build_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+def build_app(settings: Settings) -> FastAPI:
     container = build_container(settings)
-    supervisor = Supervisor(build_workers(container))
+    supervisor = container.supervisor
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -194,16 +161,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.settings = settings
+    # The only thing the app holds: routes reach it through http/deps.py.
     app.state.container = container
-    app.state.session_factory = container.session_factory
-    app.state.read_only_database = container.read_only_database
-    app.state.metrics = container.metrics
-    app.state.health_checks = container.health_checks
-    app.state.supervisor = supervisor
-    key = settings.internal_api_key
-    app.state.internal_api_key = key.get_secret_value().encode() if key is not None else None
-    if key is None:
+    if settings.internal_api_key is None:
         logger.warning(
             "no internal API key configured (%s or %sINTERNAL_API_KEY): the internal routes "
             "refuse every caller",

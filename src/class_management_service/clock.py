@@ -1,8 +1,18 @@
-"""Where "now" comes from: injected, so time-dependent code is tested without sleeping."""
+"""Where "now" comes from.
+
+Two clocks, one rule each:
+
+- A decision about how old a stored row is (the validation timeout, an outbox row's lease or
+  retry) is made on the database's clock, ``now()`` in the statement: the clock that stamped the
+  rows, the same for every replica however far their own clocks drift.
+- A timestamp the service stamps itself on what it records (a teacher's validation) comes from
+  the injected :class:`Clock` (``Container.clock``, ``http.deps.ServiceClock`` in a route), so
+  tests fix it instead of sleeping.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -15,26 +25,3 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FixedClock:
-    """A clock that only moves when told to (tests)."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self._now = _aware(now or datetime.now(UTC))
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, now: datetime) -> None:
-        self._now = _aware(now)
-
-    def advance(self, delta: timedelta) -> datetime:
-        self._now += delta
-        return self._now
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("a clock deals in timezone-aware datetimes only")
-    return value

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, MetaData, event, exc, func
+from sqlalchemy import DateTime, MetaData, event, exc, func, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,10 +34,6 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class TimestampMixin:
@@ -140,6 +136,12 @@ def _discard_closed_connection(
     driver = record.driver_connection
     if driver is not None and driver.is_closed():
         raise exc.DisconnectionError("connection closed by the server")
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The service's SQLAlchemy URL (``postgresql+asyncpg://``) as asyncpg itself takes it
+    (``postgresql://``), for the connections the service opens without SQLAlchemy."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def server_settings(settings: Settings) -> dict[str, str]:

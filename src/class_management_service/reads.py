@@ -38,14 +38,14 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
-    make_url,
     select,
 )
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from class_management_service.db import FairQueue
+from class_management_service.db import FairQueue, asyncpg_dsn, server_settings
+from class_management_service.settings import Settings
 
 _ASYNCPG = PGDialect_asyncpg()  # type: ignore[no-untyped-call]
 
@@ -137,22 +137,14 @@ class ReadOnlyDatabase:
     request never gets a dead connection that asyncpg already knows is dead.
     """
 
-    def __init__(
-        self,
-        database_url: str,
-        size: int,
-        *,
-        server_settings: Mapping[str, str] | None = None,
-        wait_seconds: float | None = None,
-        connect_timeout_seconds: float = 60.0,
-    ) -> None:
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-        self._server_settings = dict(server_settings or {})
-        # How long a request waits for a free slot (None: as long as it takes), like the
-        # engine's pool_timeout; then sqlalchemy's pool TimeoutError, answered 503.
-        self._wait_seconds = wait_seconds
-        self._connect_timeout = connect_timeout_seconds
-        self._all = [_Slot() for _ in range(size)]
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = asyncpg_dsn(settings.database_url)
+        self._server_settings = server_settings(settings)
+        # How long a request waits for a free slot, like the engine's pool_timeout; then
+        # sqlalchemy's pool TimeoutError, answered 503.
+        self._wait_seconds = settings.database_pool_timeout_seconds
+        self._connect_timeout = settings.database_connect_timeout_seconds
+        self._all = [_Slot() for _ in range(settings.database_read_pool_size)]
         self._idle: FairQueue[_Slot] | None = None  # created on the loop that uses it
 
     def _queue(self) -> FairQueue[_Slot]:
@@ -165,8 +157,8 @@ class ReadOnlyDatabase:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
         queue = self._queue()
-        if not queue.empty() or self._wait_seconds is None:
-            slot = await queue.get()  # no wait (the hot path), or no bound on it
+        if not queue.empty():
+            slot = await queue.get()  # no wait: the hot path
         else:
             try:
                 async with asyncio.timeout(self._wait_seconds):

@@ -102,11 +102,16 @@ class Settings(BaseSettings):
     outbox_poll_interval_seconds: float = 1.0
     outbox_batch_size: int = 100
     outbox_max_attempts: int = 10
+    # How long a claimed row stays invisible to other relays while it is being sent; unset:
+    # 30 s or three producer request timeouts, whichever is longer.
+    outbox_lease_seconds: float | None = None
 
     # Timeout auto-confirmation of associations nobody reviewed.
     validation_timeout_hours: float = 24.0
     timeout_confidence_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     timeout_monitor_interval_seconds: float = 60.0
+    # Overdue batches one scan picks up (a pass scans again until none is left).
+    timeout_monitor_batch_size: int = 100
 
     # Health: the consumer loop must have completed a poll this recently to count as progressing.
     health_consumer_stall_seconds: float = 30.0

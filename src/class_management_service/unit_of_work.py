@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Annotated, Self
+from typing import Self
 
-from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from class_management_service.reads import ReadOnlyDatabase
 
 
 class UnitOfWork:
@@ -48,20 +44,3 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
-
-
-async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
-    async with UnitOfWork(request.app.state.session_factory) as uow:
-        yield uow
-
-
-Uow = Annotated[UnitOfWork, Depends(_unit_of_work)]
-
-
-async def _read_only_database(request: Request) -> ReadOnlyDatabase:
-    database: ReadOnlyDatabase = request.app.state.read_only_database
-    return database
-
-
-# For routes that only read: compiled statements on asyncpg, no transaction (see db.py).
-ReadDb = Annotated[ReadOnlyDatabase, Depends(_read_only_database)]

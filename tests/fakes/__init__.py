@@ -1,0 +1,1 @@
+"""In-memory fakes of the service's collaborators, for tests without servers."""

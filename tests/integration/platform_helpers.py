@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
 
@@ -39,7 +40,7 @@ async def relay_outbox(
         session_factory=session_factory,
         producer=producer,
         settings=settings,
-        registry=CollectorRegistry(),
+        metrics=OutboxMetrics(CollectorRegistry()),
     )
     try:
         for _ in range(100):

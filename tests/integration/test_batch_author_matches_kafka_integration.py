@@ -28,11 +28,11 @@ from class_management_service.associations.author_match_handler import (
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.bootstrap import (
-    Container,
     author_match_handler,
     build_container,
     consumer_worker,
 )
+from class_management_service.container import Container
 from class_management_service.idempotency import COMPLETED, IdempotencyCache
 from class_management_service.messaging import topics
 from class_management_service.messaging.batch import BatchOutcome, Inbound, Record

@@ -21,10 +21,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
-from class_management_service.bootstrap import Container, build_app
+from class_management_service.bootstrap import build_app
+from class_management_service.container import Container
+from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging.producer import SharedProducer
-from class_management_service.outbox.relay import OutboxRelay
+from class_management_service.outbox.metrics import OutboxMetrics
+from class_management_service.outbox.relay import OutboxRelay, connect_listener
 from class_management_service.settings import Settings
 from tests.integration.class_api_helpers import assert_error, create_class, teacher
 from tests.integration.test_validation_workflow_api import seed_batch
@@ -37,10 +41,6 @@ MakeSettings = Callable[..., Settings]
 # Far beyond every configured wait here (fractions of a second): only a request that would
 # hang forever (the behaviour before the bounded waits) runs into it.
 HANG = 60.0
-
-
-def _dsn(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 async def _without_hanging(awaitable: Awaitable[T]) -> T:
@@ -65,7 +65,7 @@ async def _service(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient,
 @contextlib.asynccontextmanager
 async def _holding(database_url: str, *statements: str, args: Any = ()) -> AsyncIterator[None]:
     """Another client's open transaction that ran ``statements`` (taking their locks)."""
-    connection = await asyncpg.connect(_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     transaction = connection.transaction()
     await transaction.start()
     try:
@@ -207,8 +207,8 @@ async def test_a_confirm_that_loses_the_race_against_the_students_deletion_answe
         ]
     }
     url = f"/v1/batches/{batch.batch_id}/student-associations/confirm"
-    deleter = await asyncpg.connect(_dsn(database_url))
-    observer = await asyncpg.connect(_dsn(database_url))
+    deleter = await asyncpg.connect(asyncpg_dsn(database_url))
+    observer = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         deletion = deleter.transaction()
         await deletion.start()
@@ -245,7 +245,7 @@ async def test_every_service_connection_commits_durably_with_bounded_waits(
 ) -> None:
     """Row 2: the local servers default to ``synchronous_commit=off`` (kill -9 lost commits
     the service had acknowledged); the service's own connections turn it on."""
-    plain = await asyncpg.connect(_dsn(database_url))
+    plain = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         server_default = await plain.fetchval("SHOW synchronous_commit")
     finally:
@@ -269,12 +269,7 @@ async def test_every_service_connection_commits_durably_with_bounded_waits(
             engine_row = (await connection.execute(text(query))).one()
         async with container.read_only_database.connection() as reader:
             read_row = await reader.fetchrow(query)
-        listener = await OutboxRelay(
-            session_factory=container.session_factory,
-            producer=container.producer,
-            settings=settings,
-            registry=CollectorRegistry(),
-        )._connect_listener()
+        listener = await connect_listener(settings, lambda *_: None)
         assert listener is not None
         try:
             listener_row = await listener.fetchrow(query)
@@ -296,11 +291,12 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
         session_factory=session_factory,
         producer=SharedProducer(settings),  # never asked: nothing is due
         settings=settings,
-        registry=CollectorRegistry(),
-        listen=False,
+        metrics=OutboxMetrics(CollectorRegistry()),
     )
     monitor = TimeoutMonitor(
-        session_factory=session_factory, settings=settings, registry=CollectorRegistry()
+        session_factory=session_factory,
+        settings=settings,
+        metrics=TimeoutMetrics(CollectorRegistry()),
     )
     tasks = [asyncio.create_task(worker.run()) for worker in (relay, monitor)]
     try:

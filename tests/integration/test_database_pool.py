@@ -14,11 +14,13 @@ import asyncpg
 import httpx
 import pytest
 
+from class_management_service.db import asyncpg_dsn
+
 pytestmark = pytest.mark.postgres
 
 
 async def _terminate_other_backends(database_url: str) -> int:
-    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         killed = await admin.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

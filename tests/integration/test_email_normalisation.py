@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from class_management_service.db import asyncpg_dsn
 from class_management_service.students.schemas import email_key
 from tests.integration.class_api_helpers import assert_error, create_class, create_student, teacher
 
@@ -54,12 +55,8 @@ SAMPLES = [
 ]
 
 
-def _dsn(database_url: str) -> str:
-    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 async def test_python_and_the_database_compute_the_same_key(database_url: str) -> None:
-    connection = await asyncpg.connect(_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         in_database = await connection.fetch(
             "SELECT raw, normalized_email(raw) AS key FROM unnest($1::text[]) AS raw", SAMPLES
@@ -116,7 +113,7 @@ async def test_the_database_rejects_a_raw_insert_of_the_same_address(
     api_client: httpx.AsyncClient, database_url: str, spelling: str
 ) -> None:
     await create_student(api_client, email=NFC)
-    connection = await asyncpg.connect(_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         insert = (
             "INSERT INTO students (id, first_name, last_name, email, created_by_user_id) "

@@ -27,6 +27,7 @@ from class_management_service.classes.models import SchoolClass
 from class_management_service.classes.schemas import ClassUpdate
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import (
@@ -57,7 +58,7 @@ def settings(make_settings: Callable[..., Settings], kafka_bootstrap: str) -> Se
 
 @contextlib.asynccontextmanager
 async def relays(
-    session_factory: SessionFactory, settings: Settings, count: int, routes: dict[str, str]
+    session_factory: SessionFactory, settings: Settings, count: int
 ) -> AsyncIterator[list[OutboxRelay]]:
     """``count`` relays (each with its own producer, as separate replicas) running meanwhile."""
     producers = [SharedProducer(settings) for _ in range(count)]
@@ -66,11 +67,9 @@ async def relays(
             session_factory=session_factory,
             producer=producer,
             settings=settings,
-            registry=CollectorRegistry(),
-            name=f"relay-{i}",
-            topic_overrides=routes,
+            metrics=OutboxMetrics(CollectorRegistry()),
         )
-        for i, producer in enumerate(producers)
+        for producer in producers
     ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
@@ -110,7 +109,6 @@ async def test_the_rename_that_commits_last_is_the_last_on_kafka(
     session_factory: SessionFactory,
     settings: Settings,
     kafka_bootstrap: str,
-    unique_name: Callable[[str], str],
 ) -> None:
     """Deterministic interleaving: A starts first, B renames and commits, then A commits."""
     class_id = uuid.UUID((await create_class(api_client))["id"])
@@ -122,10 +120,11 @@ async def test_the_rename_that_commits_last_is_the_last_on_kafka(
         # ... B has committed; A renames and commits last: the database says "A".
         await classes.update_class(first, "teacher-a", class_id, ClassUpdate(name="A"))
 
-    topic = unique_name("test.order.updated")
-    async with relays(session_factory, settings, 1, {topics.CLASS_UPDATED: topic}):
+    async with relays(session_factory, settings, 1):
         await _all_published(session_factory)
-    (updates,) = _by_key(await consume(kafka_bootstrap, topic, 2)).values()
+    (updates,) = _by_key(
+        await consume(kafka_bootstrap, topics.CLASS_UPDATED, 2, keys={str(class_id)})
+    ).values()
     assert [update["data"]["class_designation"] for update in updates] == ["B", "A"]
 
 
@@ -134,7 +133,6 @@ async def test_30_concurrent_renames_end_on_kafka_with_the_databases_name(
     session_factory: SessionFactory,
     settings: Settings,
     kafka_bootstrap: str,
-    unique_name: Callable[[str], str],
 ) -> None:
     class_ids = [(await create_class(api_client, name=f"class {i}"))["id"] for i in range(4)]
     renames = [
@@ -149,10 +147,13 @@ async def test_30_concurrent_renames_end_on_kafka_with_the_databases_name(
     answers = await asyncio.gather(*renames)
     assert {answer.status_code for answer in answers} == {200}
 
-    topic = unique_name("test.order.updated")
-    async with relays(session_factory, settings, 3, {topics.CLASS_UPDATED: topic}):
+    async with relays(session_factory, settings, 3):
         await _all_published(session_factory)
-    on_kafka = _by_key(await consume(kafka_bootstrap, topic, 30 * len(class_ids)))
+    on_kafka = _by_key(
+        await consume(
+            kafka_bootstrap, topics.CLASS_UPDATED, 30 * len(class_ids), keys=set(class_ids)
+        )
+    )
     async with session_factory() as session:
         in_database = {
             str(row.id): row.name
@@ -173,7 +174,7 @@ async def test_three_relays_publish_every_aggregates_updates_in_order(
     topic = unique_name("test.order.versions")
     aggregates = [f"student-{i}" for i in range(12)]
     versions = 15
-    async with relays(session_factory, settings, 3, {}):
+    async with relays(session_factory, settings, 3):
         # Sequential updates per aggregate (each its own transaction) while the relays run.
         for version in range(1, versions + 1):
             for aggregate in aggregates:
@@ -277,8 +278,7 @@ async def test_no_relay_overtakes_another_that_is_still_sending_the_aggregates_e
             session_factory=session_factory,
             producer=producer,
             settings=one_at_a_time,
-            registry=CollectorRegistry(),
-            listen=False,
+            metrics=OutboxMetrics(CollectorRegistry()),
         )
         for producer in (_GatedProducer(producers[0], gate), producers[1])
     )

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -22,14 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import SchoolClass
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.outbox import claims
+from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
-from class_management_service.outbox.relay import ClaimedEvent, OutboxRelay
+from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 
@@ -65,16 +68,13 @@ def make_relay(
     producer: SharedProducer,
     settings: Settings,
     *,
-    cls: type[OutboxRelay] = OutboxRelay,
     registry: CollectorRegistry | None = None,
-    **options: Any,
 ) -> OutboxRelay:
-    return cls(
+    return OutboxRelay(
         session_factory=session_factory,
         producer=producer,
         settings=settings,
-        registry=registry or CollectorRegistry(),
-        **options,
+        metrics=OutboxMetrics(registry or CollectorRegistry()),
     )
 
 
@@ -99,9 +99,16 @@ async def add_events(
 
 
 async def consume(
-    bootstrap: str, topic: str, expected: int, *, linger: float = 0.0, within: float = 30.0
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    *,
+    keys: Collection[str] | None = None,
+    linger: float = 0.0,
+    within: float = 30.0,
 ) -> list[Any]:
-    """Read the topic from the start until ``expected`` messages (then ``linger`` for extras)."""
+    """Read the topic from the start until ``expected`` messages (then ``linger`` for extras);
+    on a topic other tests publish to as well, only the messages with one of ``keys``."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -121,7 +128,9 @@ async def consume(
                 break
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
-                messages.extend(records)
+                messages.extend(
+                    record for record in records if keys is None or record.key.decode() in keys
+                )
     finally:
         await consumer.stop()
     return messages
@@ -213,24 +222,25 @@ async def test_listen_wakes_the_relay_right_after_a_commit(
             await task
 
 
-class CrashAfterPublish(OutboxRelay):
-    """Dies after Kafka acknowledged the send, before the row is marked published."""
-
-    async def _mark_published(self, events: Sequence[ClaimedEvent]) -> None:
-        raise RuntimeError("simulated crash between publish and mark")
-
-
 async def test_crash_between_publish_and_mark_resends_the_same_event(
     session_factory: SessionFactory,
     producer: SharedProducer,
     settings: Settings,
     topic: str,
     kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     (event_id,) = await add_events(session_factory, topic)
-    crashing = make_relay(session_factory, producer, settings, cls=CrashAfterPublish)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        await crashing.run_once()
+
+    async def crash(*_: object) -> None:
+        """Dies after Kafka acknowledged the send, before the row is marked published."""
+        raise RuntimeError("simulated crash between publish and mark")
+
+    crashing = make_relay(session_factory, producer, settings)
+    with monkeypatch.context() as patched:
+        patched.setattr(claims, "mark_published", crash)
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            await crashing.run_once()
     # Still leased to the crashed relay: a healthy relay does not touch it yet.
     healthy = make_relay(session_factory, producer, settings)
     assert (await healthy.run_once()).claimed == 0
@@ -294,7 +304,11 @@ async def test_broker_outage_does_not_use_up_attempts(
     (event_id,) = await add_events(session_factory, topic)
     unreachable = settings.model_copy(update={"kafka_bootstrap_servers": "127.0.0.1:1"})
     dead_producer = SharedProducer(unreachable)
-    relay = make_relay(session_factory, dead_producer, unreachable, lease_seconds=4.0)
+    relay = make_relay(
+        session_factory,
+        dead_producer,
+        unreachable.model_copy(update={"outbox_lease_seconds": 4.0}),
+    )
     result = await relay.run_once()
     assert (result.failed, result.outage) == (1, True)
     row = (await rows(session_factory))[event_id]
@@ -364,12 +378,15 @@ async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> 
 async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
     session_factory: SessionFactory,
     settings: Settings,
-    topic: str,
     kafka_bootstrap: str,
 ) -> None:
     batches = await _seed_overdue_batches(session_factory, 40)
     tuned = settings.model_copy(
-        update={"outbox_batch_size": 5, "timeout_monitor_interval_seconds": 0.05}
+        update={
+            "outbox_batch_size": 5,
+            "timeout_monitor_interval_seconds": 0.05,
+            "timeout_monitor_batch_size": 3,
+        }
     )
     producers = [SharedProducer(tuned) for _ in range(2)]
     workers: list[OutboxRelay | TimeoutMonitor] = [
@@ -378,25 +395,28 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
                 session_factory,
                 producer,
                 tuned,
-                name=f"relay-{i}",
-                topic_overrides={topics.STUDENT_ASSOCIATIONS_CONFIRMED: topic},
             )
-            for i, producer in enumerate(producers)
+            for producer in producers
         ),
         *(
             TimeoutMonitor(
                 session_factory=session_factory,
                 settings=tuned,
-                registry=CollectorRegistry(),
-                name=f"monitor-{i}",
-                batch_limit=3,
+                metrics=TimeoutMetrics(CollectorRegistry()),
             )
-            for i in range(2)
+            for _ in range(2)
         ),
     ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
-        messages = await consume(kafka_bootstrap, topic, len(batches), linger=2.0, within=60)
+        messages = await consume(
+            kafka_bootstrap,
+            topics.STUDENT_ASSOCIATIONS_CONFIRMED,
+            len(batches),
+            keys={str(batch_id) for batch_id in batches},
+            linger=2.0,
+            within=60,
+        )
         # The teacher's notifications (one aggregate, so one after the other) follow.
         await wait_until_published(session_factory)
     finally:
@@ -442,7 +462,6 @@ async def test_one_aggregates_backlog_drains_without_waiting_for_the_poll_interv
         session_factory,
         producer,
         settings.model_copy(update={"outbox_poll_interval_seconds": 3600.0}),
-        listen=False,
     )
     task = asyncio.create_task(relay.run())
     try:

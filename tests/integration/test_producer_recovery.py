@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.messaging.producer import SharedProducer
+from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
@@ -74,8 +75,7 @@ async def test_the_relay_publishes_again_after_the_producers_sender_died(
             session_factory=session_factory,
             producer=shared,
             settings=settings,
-            registry=CollectorRegistry(),
-            listen=False,
+            metrics=OutboxMetrics(CollectorRegistry()),
         )
         result = await relay.run_once()
         assert (result.published, result.failed) == (1, 0), result.errors

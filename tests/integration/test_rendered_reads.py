@@ -18,7 +18,9 @@ import pytest
 from pydantic import BaseModel
 
 from class_management_service.classes.schemas import ClassList, ClassResponse
+from class_management_service.db import asyncpg_dsn
 from class_management_service.reads import ReadOnlyDatabase
+from class_management_service.settings import Settings
 from class_management_service.students.schemas import StudentList, StudentResponse
 from tests.integration.class_api_helpers import create_class, create_student, teacher
 
@@ -61,7 +63,7 @@ async def test_every_route_renders_a_class_the_same_valid_way(
     }
 
     # A timestamp with no fractional second keeps its six digits (pydantic would drop them).
-    connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         await connection.execute(
             "UPDATE classes SET created_at = '2026-01-02T03:04:05Z' WHERE id = $1::uuid",
@@ -150,8 +152,8 @@ async def _backends(admin: asyncpg.Connection, database: str) -> int:
 
 async def test_read_pool_bounds_replaces_and_closes_its_connections(database_url: str) -> None:
     database = database_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    reads = ReadOnlyDatabase(database_url, size=3)
+    admin = await asyncpg.connect(asyncpg_dsn(database_url))
+    reads = ReadOnlyDatabase(Settings(database_url=database_url, database_read_pool_size=3))
     try:
         # Ten readers at once share three connections, opened on demand.
         async def read() -> int:

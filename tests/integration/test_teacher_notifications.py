@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.events import decode_author_match_event
 from class_management_service.associations.ingestion import AuthorMatchIngestion
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.messaging import topics
 from class_management_service.notifications.schemas import TeacherNotificationRequestedV1
@@ -333,7 +334,7 @@ async def test_timeout_notifies_and_continues_the_nlp_events_correlation_and_tra
     monitor = TimeoutMonitor(
         session_factory=session_factory,
         settings=kafka_settings,
-        registry=CollectorRegistry(),
+        metrics=TimeoutMetrics(CollectorRegistry()),
     )
     assert (await monitor.run_once()).finalized == [batch_id]
 

@@ -17,10 +17,10 @@ from class_management_service.associations import service
 from class_management_service.associations.decisions import TeacherDecision
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
-from class_management_service.bootstrap import build_container, build_workers
+from class_management_service.bootstrap import build_container
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.clock import FixedClock
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
@@ -28,6 +28,7 @@ from class_management_service.outbox.models import OutboxEvent
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 from class_management_service.unit_of_work import UnitOfWork
+from tests.fakes.clock import FixedClock
 
 pytestmark = pytest.mark.postgres
 
@@ -87,13 +88,11 @@ def monitor(
     session_factory: SessionFactory,
     settings: Settings,
     registry: CollectorRegistry | None = None,
-    name: str = "timeout-monitor",
 ) -> TimeoutMonitor:
     return TimeoutMonitor(
         session_factory=session_factory,
         settings=settings,
-        registry=registry or CollectorRegistry(),
-        name=name,
+        metrics=TimeoutMetrics(registry or CollectorRegistry()),
     )
 
 
@@ -287,7 +286,7 @@ async def test_two_monitors_never_double_process(
         for _ in range(30)
     ]
     await age_rows(session_factory, timedelta(hours=24, seconds=1))
-    first, second = (monitor(session_factory, settings, name=f"monitor-{i}") for i in range(2))
+    first, second = (monitor(session_factory, settings) for _ in range(2))
     one, two = await asyncio.gather(first.run_once(), second.run_once())
     assert not set(one.finalized) & set(two.finalized)
     assert sorted(one.finalized + two.finalized) == sorted(batches)
@@ -307,7 +306,7 @@ async def test_a_process_clock_a_day_ahead_does_not_time_out_a_fresh_batch(
     )
     container.clock = FixedClock(datetime.now(UTC) + timedelta(hours=25))
     try:
-        (worker,) = build_workers(container)
+        (worker,) = container.supervisor.workers
         assert isinstance(worker, TimeoutMonitor)
         assert (await worker.run_once()).finalized == []
         assert (await rows_of(session_factory, batch_id)).popitem()[

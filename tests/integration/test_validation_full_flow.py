@@ -137,7 +137,7 @@ async def test_event_in_review_decisions_event_out(
     kafka_bootstrap: str,
     teacher_headers: Callable[[str], dict[str, str]],
 ) -> None:
-    settings: Settings = running_app.state.settings
+    settings: Settings = running_app.state.container.settings
     class_id, students = await seed_class(session_factory, students=6)
     batch_id = uuid.uuid4()
     essays = [uuid.uuid4() for _ in range(5)]

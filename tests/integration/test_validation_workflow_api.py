@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.clock import FixedClock
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.students.models import Student
+from tests.fakes.clock import FixedClock
 
 pytestmark = pytest.mark.postgres
 

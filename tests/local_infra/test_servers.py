@@ -17,15 +17,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
+from class_management_service.db import asyncpg_dsn
 from local_infra.dev import DEV_DATABASE
 from local_infra.external import ENV_VARS, ExternalServer
 from local_infra.process import ManagedProcess
 from local_infra.server import DatabaseServer, Server
 from local_infra.session import LOCK_NAME, SessionInfra, cleanup_orphaned_runs
-
-
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 def _skip_if_external(server: Server) -> None:
@@ -38,7 +35,7 @@ def _skip_if_external(server: Server) -> None:
 
 @pytest.mark.postgres
 async def test_postgres_answers(postgres_server: DatabaseServer) -> None:
-    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url))
     try:
         assert await connection.fetchval("select 1") == 1
         assert await connection.fetchval("select current_user") == "cms"
@@ -49,7 +46,7 @@ async def test_postgres_answers(postgres_server: DatabaseServer) -> None:
 @pytest.mark.postgres
 async def test_postgres_keeps_data_across_stop_and_kill(postgres_server: DatabaseServer) -> None:
     _skip_if_external(postgres_server)
-    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url))
     await connection.execute("create table restart_check (v text)")
     await connection.execute("insert into restart_check values ('kept')")
     # Still connected on purpose: stop() must not wait for clients to disconnect.
@@ -67,7 +64,7 @@ async def test_postgres_keeps_data_across_stop_and_kill(postgres_server: Databas
     connection.terminate()  # its server is gone
 
     assert postgres_server.port == port
-    connection = await asyncpg.connect(_dsn(postgres_server.url))
+    connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url))
     try:
         assert await connection.fetchval("select v from restart_check") == "kept"
         await connection.execute("drop table restart_check")
@@ -89,7 +86,7 @@ async def test_database_clones_survive_a_restart_in_the_middle_of_a_clone(
     postgres_server.start()
 
     name = await database_clones.take()
-    connection = await asyncpg.connect(_dsn(postgres_server.url_for(name)))
+    connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url_for(name)))
     try:
         assert await connection.fetchval("select count(*) from courses") > 0  # migrated
     finally:
@@ -201,7 +198,7 @@ async def test_up_is_idempotent_and_down_stops(
         database_url = first["postgres"]["url"]
         assert f"export {ENV_VARS['postgres']}={database_url}" in exports
         assert database_url.endswith(f"/{DEV_DATABASE}")
-        connection = await asyncpg.connect(_dsn(database_url))
+        connection = await asyncpg.connect(asyncpg_dsn(database_url))
         await connection.close()
         assert "postgres  " in _cli(home, "status").stdout
     finally:

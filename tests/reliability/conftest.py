@@ -21,13 +21,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from class_management_service.db import asyncpg_dsn
 from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
 from tests.reliability.harness import (
     create_topics,
     metric,
     metrics_text,
-    plain_dsn,
     wait_until,
 )
 from tests.service_process import ServiceProcess, launch_service, restart_service, service_env
@@ -183,7 +183,7 @@ async def fault_database(
     """A fresh migrated database for this test. Unlike ``database_url`` it holds no connection
     while the test runs (tests here stop PostgreSQL), and drops the database with a new one."""
     name = f"reliability_{uuid.uuid4().hex[:12]}"
-    admin_dsn = plain_dsn(postgres_admin_url)
+    admin_dsn = asyncpg_dsn(postgres_admin_url)
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging import topics
 from tests.integration.author_match_helpers import encode, envelope, essay
 from tests.service_process import ServiceProcess
@@ -34,15 +35,10 @@ CONFIRMED_TOPIC = topics.STUDENT_ASSOCIATIONS_CONFIRMED
 # ---- PostgreSQL ---------------------------------------------------------------------------
 
 
-def plain_dsn(url: str) -> str:
-    """asyncpg wants ``postgresql://``, SQLAlchemy ``postgresql+asyncpg://``."""
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 @contextlib.asynccontextmanager
 async def connection(database_url: str) -> Any:
     """A fresh connection per use: survives the server being stopped and started in between."""
-    conn = await asyncpg.connect(plain_dsn(database_url), timeout=5.0)
+    conn = await asyncpg.connect(asyncpg_dsn(database_url), timeout=5.0)
     try:
         yield conn
     finally:

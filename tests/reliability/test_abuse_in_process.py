@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from class_management_service.http import identity
+from class_management_service.http import deps as identity
 from tests.conftest import INTERNAL_API_KEY
 from tests.reliability.conftest import AbuseRow, ReliabilityReport
 from tests.reliability.harness import connection

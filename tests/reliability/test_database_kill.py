@@ -22,6 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from local_infra.ports import free_port
 from local_infra.postgres import PostgresServer
@@ -34,7 +35,6 @@ from tests.reliability.harness import (
     build_stream,
     committed_offsets,
     end_offsets,
-    plain_dsn,
     seed_rosters,
     verify,
     wait_for_rows,
@@ -57,7 +57,7 @@ async def own_postgres(local_infra_session: SessionInfra) -> AsyncIterator[Postg
     )
     await asyncio.to_thread(server.start)
     try:
-        admin = await asyncpg.connect(plain_dsn(server.url))
+        admin = await asyncpg.connect(asyncpg_dsn(server.url))
         try:
             await admin.execute(f'CREATE DATABASE "{DATABASE}"')
         finally:
@@ -157,7 +157,7 @@ async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
 
 
 async def _server_setting(database_url: str, name: str) -> str:
-    connection = await asyncpg.connect(plain_dsn(database_url))
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         value: str = await connection.fetchval("SELECT current_setting($1)", name)
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from class_management_service.db import asyncpg_dsn
 from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
 from tests.service_process import ServiceProcess, launch_service, service_env
@@ -21,15 +22,11 @@ from tests.service_process import ServiceProcess, launch_service, service_env
 __all__ = ["ServiceProcess"]
 
 
-def _plain(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-
 @pytest.fixture
 async def empty_database_url(postgres_server: Any, postgres_admin_url: str) -> AsyncIterator[str]:
     """A brand-new, empty database (no schema): the service's run command migrates it."""
     name = f"service_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_plain(postgres_admin_url))
+    admin = await asyncpg.connect(asyncpg_dsn(postgres_admin_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         yield postgres_server.url_for(name)

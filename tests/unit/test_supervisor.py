@@ -35,9 +35,10 @@ class ReturningWorker:
 
 async def test_crashed_worker_is_restarted_and_reported() -> None:
     worker = FlakyWorker()
-    supervisor = Supervisor([worker], initial_backoff_seconds=0.001)
+    supervisor = Supervisor([worker])
     supervisor.start()
-    await asyncio.wait_for(worker.settled.wait(), 5)
+    # Two restarts after jittered delays of at most 0.5 s and 1 s.
+    await asyncio.wait_for(worker.settled.wait(), 10)
     state = supervisor.states["flaky"]
     assert worker.runs == 3
     assert state.restarts == 2
@@ -49,7 +50,7 @@ async def test_crashed_worker_is_restarted_and_reported() -> None:
 
 
 async def test_worker_that_returns_counts_as_crashed() -> None:
-    supervisor = Supervisor([ReturningWorker()], initial_backoff_seconds=10)
+    supervisor = Supervisor([ReturningWorker()])
     supervisor.start()
     await asyncio.sleep(0)  # let the worker run once
     await asyncio.sleep(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 
 from class_management_service.associations import queries, service
 from class_management_service.associations.decisions import TeacherDecision
@@ -14,11 +14,9 @@ from class_management_service.associations.schemas import (
     ConfirmAssociationsRequest,
     ConfirmAssociationsResponse,
 )
-from class_management_service.clock import Clock
 from class_management_service.errors import ERROR_RESPONSES, MalformedRequest
-from class_management_service.http.identity import TeacherId
+from class_management_service.http.deps import ServiceClock, TeacherId, Uow
 from class_management_service.observability.context import current_correlation_id
-from class_management_service.unit_of_work import Uow
 
 router = APIRouter(prefix="/v1/batches", tags=["student associations"], responses=ERROR_RESPONSES)
 # Checked by _batch_uuid (400, not FastAPI's 422: the contract's answer to a non-UUID path id).
@@ -32,11 +30,6 @@ def _batch_uuid(batch_id: str) -> uuid.UUID:
         return uuid.UUID(batch_id)
     except ValueError:
         raise MalformedRequest("batch_id must be a UUID.", {"batch_id": batch_id[:100]}) from None
-
-
-def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.container.clock
-    return clock
 
 
 @router.get(
@@ -77,7 +70,7 @@ async def confirm_batch_associations(
     body: ConfirmAssociationsRequest,
     teacher_id: TeacherId,
     uow: Uow,
-    request: Request,
+    clock: ServiceClock,
 ) -> ConfirmAssociationsResponse:
     return await service.confirm_associations(
         uow,
@@ -87,6 +80,6 @@ async def confirm_batch_associations(
             TeacherDecision(item.essay_id, item.student_id, item.confirmed)
             for item in body.associations
         ],
-        now=_clock(request).now(),
+        now=clock.now(),
         correlation_id=current_correlation_id(),
     )

@@ -14,8 +14,7 @@ re-checks under the lock that the batch is still open and still overdue. A batch
 finalized is never touched or re-published.
 
 "Overdue" is measured on the database's clock (``now()``), the clock that stamped the rows'
-``created_at``: a replica whose own clock runs ahead (25 h in a test) must not decide a batch
-that is seconds old.
+``created_at``: a replica whose own clock runs ahead must not decide a batch that is seconds old.
 """
 
 from __future__ import annotations
@@ -23,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import timedelta
 
-from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -45,45 +42,15 @@ from class_management_service.associations.service import (
     lock_batch,
     write_transitions,
 )
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
+from class_management_service.errors import DATABASE_UNAVAILABLE
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import continued_trace
 from class_management_service.settings import Settings
-from class_management_service.workers.supervisor import DATABASE_UNAVAILABLE, Backoff
+from class_management_service.workers.supervisor import Backoff
 
 logger = logging.getLogger(__name__)
-
-
-class TimeoutMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.auto_confirmed = Counter(
-            "association_timeout_confirmed_total",
-            "Essays whose suggested student the validation timeout confirmed automatically.",
-            registry=registry,
-        )
-        self.left_unassigned = Counter(
-            "association_timeout_unassigned_total",
-            "Essays the validation timeout left without a student (rejected, student null).",
-            ["reason"],
-            registry=registry,
-        )
-        self.batches = Counter(
-            "association_timeout_batches_total",
-            "Batches finalized by the validation timeout.",
-            registry=registry,
-        )
-
-
-_metrics_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, TimeoutMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def timeout_metrics(registry: CollectorRegistry) -> TimeoutMetrics:
-    metrics = _metrics_by_registry.get(registry)
-    if metrics is None:
-        metrics = _metrics_by_registry[registry] = TimeoutMetrics(registry)
-    return metrics
 
 
 @dataclass
@@ -93,39 +60,33 @@ class TimeoutPass:
 
 
 class TimeoutMonitor:
+    name = "timeout-monitor"
+
     def __init__(
         self,
         *,
         session_factory: async_sessionmaker[AsyncSession],
         settings: Settings,
-        registry: CollectorRegistry,
-        name: str = "timeout-monitor",
-        batch_limit: int = 100,
+        metrics: TimeoutMetrics,
     ) -> None:
         self._session_factory = session_factory
         self._settings = settings
         self._timeout = timedelta(hours=settings.validation_timeout_hours)
         self.backoff = Backoff()
-        self._metrics = timeout_metrics(registry)
-        self._name = name
-        self._batch_limit = batch_limit
-
-    @property
-    def name(self) -> str:
-        return self._name
+        self._metrics = metrics
 
     async def run(self) -> None:
         while True:
             try:
                 outcome = await self.run_once()
             except DATABASE_UNAVAILABLE as exc:
-                await self.backoff.wait_after(exc, worker=self._name)
+                await self.backoff.wait_after(exc, worker=self.name)
                 continue
             self.backoff.reset()
             if outcome.finalized:
                 logger.info(
                     "validation timeout finalized batches",
-                    extra={"worker": self._name, "batches": len(outcome.finalized)},
+                    extra={"worker": self.name, "batches": len(outcome.finalized)},
                 )
             await asyncio.sleep(self._settings.timeout_monitor_interval_seconds)
 
@@ -166,7 +127,7 @@ class TimeoutMonitor:
             )
             .group_by(a.batch_id)
             .order_by(oldest)
-            .limit(self._batch_limit)
+            .limit(self._settings.timeout_monitor_batch_size)
         )
         async with self._session_factory() as session:
             return list((await session.execute(query)).scalars())
@@ -218,7 +179,7 @@ class TimeoutMonitor:
             await write_transitions(session, rows, transitions, validated_by=None, now=now)
             # The events continue the correlation and trace of the NLP event behind the batch.
             correlation_id, trace_context = batch_origin(rows)
-            with continued_trace(trace_context):
+            with continued_trace(trace_context, correlation_id=correlation_id):
                 finalized = await finalize_if_complete(
                     session,
                     batch_id=batch_id,

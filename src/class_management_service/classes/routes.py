@@ -20,10 +20,9 @@ from class_management_service.classes.schemas import (
 )
 from class_management_service.courses.domain import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
-from class_management_service.http.identity import TeacherId
+from class_management_service.http.deps import ReadDb, TeacherId, Uow
 from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import PageQuery
-from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
 

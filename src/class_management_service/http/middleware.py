@@ -13,7 +13,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from class_management_service.errors import error_response
+from class_management_service.http.errors import error_response
 from class_management_service.observability.context import (
     TRACE_FIELDS,
     attach_trace_context,

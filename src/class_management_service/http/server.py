@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from class_management_service.errors import error_response
+from class_management_service.http.errors import error_response
 from class_management_service.observability.context import current_correlation_id
 
 logger = logging.getLogger(__name__)

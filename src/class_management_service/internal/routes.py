@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
-from class_management_service.http.identity import InternalService, RosterAccess
+from class_management_service.http.deps import InternalService, RosterAccess, Uow
 from class_management_service.internal import queries
 from class_management_service.internal.schemas import (
     BatchClassInfo,
@@ -22,7 +22,6 @@ from class_management_service.internal.schemas import (
     EssayStudentName,
 )
 from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
-from class_management_service.unit_of_work import Uow
 
 router = APIRouter(tags=["internal"], responses=ERROR_RESPONSES)
 

@@ -1,4 +1,11 @@
-"""The correlation id and trace context of the work in progress, for logs and published events."""
+"""The correlation id and trace context of the work in progress, for logs and published events.
+
+One convention: whoever starts a unit of work sets both for its duration, and everything below
+reads them from here (logs, error bodies, envelopes built meanwhile). An HTTP request: the
+middleware, from the caller's headers. Work caused by a stored event (the timeout monitor
+finalizing a batch): :func:`continued_trace`, with the correlation id and trace context the
+event arrived with.
+"""
 
 from __future__ import annotations
 
@@ -87,10 +94,16 @@ def detach_trace_context(token: Token[otel_context.Context]) -> None:
 
 
 @contextmanager
-def continued_trace(carrier: Mapping[str, str] | None) -> Iterator[None]:
-    """Run a block in the trace the carrier names (e.g. the event that caused the work)."""
+def continued_trace(
+    carrier: Mapping[str, str] | None, *, correlation_id: uuid.UUID | None = None
+) -> Iterator[None]:
+    """Run a block in the trace the carrier names (e.g. the event that caused the work), and
+    with its correlation id when given."""
     token = attach_trace_context(carrier or {})
+    correlation_token = _correlation_id.set(correlation_id) if correlation_id else None
     try:
         yield
     finally:
+        if correlation_token is not None:
+            _correlation_id.reset(correlation_token)
         detach_trace_context(token)

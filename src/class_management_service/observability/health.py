@@ -13,9 +13,9 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
 
-from class_management_service.db import server_settings
+from class_management_service.db import asyncpg_dsn, server_settings
+from class_management_service.errors import describe
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
 
@@ -39,11 +39,7 @@ class DatabaseProbe:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._dsn = (
-            make_url(settings.database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(settings.database_url)
         self._server_settings = server_settings(settings)
         self._connect_timeout = settings.health_check_timeout_seconds
         self._connection: asyncpg.Connection | None = None
@@ -100,7 +96,7 @@ async def run_checks(
                 ok=False, details={"error": f"no answer within {timeout_seconds:g}s"}
             )
         except Exception as exc:
-            return CheckResult(ok=False, details={"error": f"{type(exc).__name__}: {exc}"})
+            return CheckResult(ok=False, details={"error": describe(exc)})
 
     names = list(checks)
     results = await asyncio.gather(*(guarded(checks[name]) for name in names))

@@ -1,12 +1,16 @@
 """Prometheus metrics. Each app owns a registry, so several apps (tests, replicas) never collide.
 
-Feature packages register their own metrics on :attr:`Metrics.registry`.
+:class:`Metrics` builds every family of the service once, on its own registry; the composition
+root hands each worker its part (registering a family twice on one registry is an error).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
+from class_management_service.outbox.metrics import OutboxMetrics
 
 __all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
 
@@ -33,6 +37,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.http = HttpMetrics(self.registry)
+        self.outbox = OutboxMetrics(self.registry)
+        self.timeout = TimeoutMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
+from class_management_service.http.deps import ServiceContainer
 from class_management_service.observability.health import run_checks
 from class_management_service.observability.metrics import CONTENT_TYPE_LATEST
 
@@ -18,21 +19,23 @@ router = APIRouter(tags=["operations"])
     summary="Health of the service and each dependency",
     responses={503: {"description": "At least one dependency or worker is down"}},
 )
-async def healthz(request: Request) -> JSONResponse:
-    state = request.app.state
-    results = await run_checks(state.health_checks, state.settings.health_check_timeout_seconds)
+async def healthz(container: ServiceContainer) -> JSONResponse:
+    supervisor = container.supervisor
+    results = await run_checks(
+        container.health_checks, container.settings.health_check_timeout_seconds
+    )
     dependencies: dict[str, Any] = {
         name: {"status": "ok" if result.ok else "down", **result.details}
         for name, result in results.items()
     }
-    broken_workers = state.supervisor.unhealthy()
+    broken_workers = supervisor.unhealthy()
     workers = {
         name: {
             "status": "down" if name in broken_workers else "ok",
             "restarts": worker.restarts,
             **({"last_error": broken_workers[name]} if name in broken_workers else {}),
         }
-        for name, worker in state.supervisor.states.items()
+        for name, worker in supervisor.states.items()
     }
     healthy = all(result.ok for result in results.values()) and not broken_workers
     down = [name for name, result in results.items() if not result.ok] + [
@@ -44,7 +47,7 @@ async def healthz(request: Request) -> JSONResponse:
         "message": "All dependencies and workers are up."
         if healthy
         else f"Down: {', '.join(down)}.",
-        "service": state.settings.service_name,
+        "service": container.settings.service_name,
         "dependencies": dependencies,
         "workers": workers,
     }
@@ -52,5 +55,5 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(container: ServiceContainer) -> Response:
+    return Response(container.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,4 +1,4 @@
-"""Adds events to the outbox inside the caller's transaction.
+"""Enqueues events: rows of the outbox, added inside the caller's transaction.
 
 The row commits or rolls back together with the change it describes, which is the whole point:
 no change without its event, no event without its change. One event: :func:`add_outbox_event`;

@@ -20,7 +20,7 @@ from class_management_service.errors import (
     ServiceError,
     ValidationFailed,
 )
-from class_management_service.http.identity import TeacherId
+from class_management_service.http.deps import ReadDb, TeacherId, Uow
 from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import PageQuery
 from class_management_service.students import queries, roster_import, service
@@ -35,7 +35,6 @@ from class_management_service.students.schemas import (
     StudentSort,
     StudentUpdate,
 )
-from class_management_service.unit_of_work import ReadDb, Uow
 
 router = APIRouter(tags=["students"], responses=ERROR_RESPONSES)
 

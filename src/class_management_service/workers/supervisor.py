@@ -5,7 +5,7 @@ A worker is an object with a ``name`` and an ``async run()`` that loops until ca
 starts it again after an exponential backoff. Nothing ever disappears silently.
 
 A database that is unavailable or busy (down, a lock or pool wait that ran out) is not a crash:
-workers catch :data:`DATABASE_UNAVAILABLE` around each pass and wait with a :class:`Backoff`,
+workers catch ``errors.DATABASE_UNAVAILABLE`` around each pass and wait with a :class:`Backoff`,
 so a lock held for a minute does not turn into a crash loop.
 """
 
@@ -18,36 +18,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import asyncpg
-import sqlalchemy.exc
+from class_management_service.errors import describe
+from class_management_service.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
 
 
-# What a pass of a worker raises when the database is down, restarting, or busy beyond the
-# bounded waits (lock_timeout, statement_timeout, pool timeout): worth waiting out, not a bug.
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.DBAPIError,
-    sqlalchemy.exc.TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
+_BACKOFF_BASE_SECONDS = 0.5
+_BACKOFF_CAP_SECONDS = 30.0
 
 
 class Backoff:
-    """Exponential delays between failed attempts: ``initial``, doubling, capped at
-    ``maximum``; :meth:`reset` after a success."""
+    """Delays between consecutive failed attempts (:func:`retry.backoff_seconds`: full jitter
+    under 0.5 s doubling, capped at 30 s); :meth:`reset` after a success."""
 
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
-        self.initial, self.maximum = initial, maximum
+    def __init__(self) -> None:
         self.failures = 0  # consecutive
         self.last_error: str | None = None
 
     def next_delay(self) -> float:
         self.failures += 1
-        return float(min(self.initial * 2 ** min(self.failures - 1, 30), self.maximum))
+        return backoff_seconds(self.failures, _BACKOFF_BASE_SECONDS, _BACKOFF_CAP_SECONDS)
 
     def reset(self) -> None:
         self.failures, self.last_error = 0, None
@@ -55,7 +46,7 @@ class Backoff:
     async def wait_after(self, exc: BaseException, *, worker: str) -> None:
         """Log a failed pass of ``worker`` and sleep the next delay."""
         delay = self.next_delay()
-        self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+        self.last_error = describe(exc, 500)
         logger.warning(
             "worker pass failed: database unavailable; backing off",
             extra={"worker": worker, "retry_in_s": delay, "error": self.last_error},
@@ -82,8 +73,6 @@ class WorkerState:
 @dataclass
 class Supervisor:
     workers: list[Worker]
-    initial_backoff_seconds: float = 0.5
-    max_backoff_seconds: float = 30.0
     states: dict[str, WorkerState] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -109,7 +98,7 @@ class Supervisor:
 
     async def _keep_running(self, worker: Worker) -> None:
         state = self.states[worker.name]
-        backoff = Backoff(self.initial_backoff_seconds, self.max_backoff_seconds)
+        backoff = Backoff()
         while True:
             state.running, state.started_at = True, time.monotonic()
             try:
@@ -121,7 +110,7 @@ class Supervisor:
             except Exception as exc:
                 state.running = False
                 state.restarts += 1
-                state.last_error = f"{type(exc).__name__}: {exc}"
+                state.last_error = describe(exc)
                 # A worker that ran fine for a while before crashing starts again quickly.
                 if state.started_at and time.monotonic() - state.started_at > 60:
                     backoff.reset()

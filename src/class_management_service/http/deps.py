@@ -1,24 +1,68 @@
-"""Who is calling: a teacher (via the gateway) or an internal platform service."""
+"""The routes' typed dependencies, all from the app's one :class:`Container`: the unit of work,
+the read pool, the clock, and who is calling (a teacher via the gateway, or an internal service).
+"""
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from class_management_service.clock import Clock
+from class_management_service.container import Container
 from class_management_service.errors import Unauthorized
+from class_management_service.reads import ReadOnlyDatabase
 from class_management_service.settings import ROSTER_UNAUTHENTICATED_ACCESS
+from class_management_service.unit_of_work import UnitOfWork
+
+
+def _container_of(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+# Dependencies are `async def` although most never await: FastAPI runs a plain `def`
+# dependency in the thread pool, a thread hand-off per request that cost ~30 % of GET throughput.
+# Each takes the request itself rather than depending on ServiceContainer: a nested dependency
+# is one more resolution step on every request of the hot paths.
+async def _container(request: Request) -> Container:
+    return _container_of(request)
+
+
+ServiceContainer = Annotated[Container, Depends(_container)]
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    async with UnitOfWork(_container_of(request).session_factory) as uow:
+        yield uow
+
+
+Uow = Annotated[UnitOfWork, Depends(_unit_of_work)]
+
+
+async def _read_only_database(request: Request) -> ReadOnlyDatabase:
+    return _container_of(request).read_only_database
+
+
+# For routes that only read: compiled statements on asyncpg, no transaction (see reads.py).
+ReadDb = Annotated[ReadOnlyDatabase, Depends(_read_only_database)]
+
+
+async def _clock(request: Request) -> Clock:
+    return _container_of(request).clock
+
+
+ServiceClock = Annotated[Clock, Depends(_clock)]
 
 # Declared required in OpenAPI where a route needs them; a missing one is answered 401, not 422
-# (errors.py: a missing required header is always a missing identity). A value with no visible
+# (http/errors.py: a missing required header is always a missing identity). A value with no visible
 # character counts as none.
 _VISIBLE = {"pattern": r"\S"}
 
 
-# Dependencies are `async def` although they never await: FastAPI runs a plain `def` dependency
-# in the thread pool, a thread hand-off per request that cost ~30 % of GET throughput.
 async def _teacher_id(
     x_user_id: Annotated[
         str,
@@ -45,22 +89,22 @@ _ServiceIdHeader = Annotated[
 ]
 
 
-def _key_matches(request: Request, presented: str) -> bool:
+def _key_matches(container: Container, presented: str) -> bool:
     """Whether ``presented`` is the configured internal key; never when none is configured
     (an empty presented key cannot equal the non-empty configured one)."""
-    expected: bytes | None = request.app.state.internal_api_key
+    expected = container.internal_api_key
     if not expected:
         return False  # no key configured: internal routes fail closed
     # Constant-time comparison: response timing must not reveal how much of the key matched.
     return hmac.compare_digest(presented.encode(), expected)
 
 
-def _internal_caller(request: Request, key: str | None, service_id: str | None) -> str:
+def _internal_caller(container: Container, key: str | None, service_id: str | None) -> str:
     if (
         key is None
         or service_id is None
         or not service_id.strip()
-        or not _key_matches(request, key)
+        or not _key_matches(container, key)
     ):
         # Never echo or log the presented key.
         raise Unauthorized("Valid X-Internal-API-Key and X-Service-ID headers are required.")
@@ -79,7 +123,7 @@ async def _internal_service(
         ),
     ],
 ) -> str:
-    return _internal_caller(request, x_internal_api_key, x_service_id)
+    return _internal_caller(_container_of(request), x_internal_api_key, x_service_id)
 
 
 InternalService = Annotated[str, Depends(_internal_service)]
@@ -111,12 +155,13 @@ async def _roster_reader(
     even where anonymous reads are allowed, so presenting something never grants more than
     presenting nothing, and a misconfigured caller finds out.
     """
+    container = _container_of(request)
     if x_internal_api_key is not None:
-        _internal_caller(request, x_internal_api_key, x_service_id)
+        _internal_caller(container, x_internal_api_key, x_service_id)
         return RosterReader(teacher_id=None)
     if x_user_id is not None:
         return RosterReader(teacher_id=await _teacher_id(x_user_id))
-    if request.app.state.settings.roster_unauthenticated_access:
+    if container.settings.roster_unauthenticated_access:
         return RosterReader(teacher_id=None)
     raise Unauthorized(
         "Send X-Internal-API-Key and X-Service-ID, or X-User-ID of the class's teacher. "
