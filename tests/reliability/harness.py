@@ -25,7 +25,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
 from class_management_service.messaging import topics
-from tests.integration.author_match_helpers import encode, envelope, essay
+from tests.factories import encode, envelope, essay
 from tests.service_process import ServiceProcess
 
 TEACHER = "teacher-reliability"

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from class_management_service import db
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import encode, envelope, essay, seed_roster
+from tests.factories import encode, envelope, essay, seed_roster
 from tests.service.conftest import ServiceProcess
 
 pytestmark = pytest.mark.service

@@ -16,7 +16,7 @@ from class_management_service.observability.context import (
     current_trace_id,
 )
 from class_management_service.observability.logging import JsonFormatter
-from tests.integration.author_match_helpers import encode, envelope, essay
+from tests.factories import encode, envelope, essay
 
 pytestmark = pytest.mark.unit
 
