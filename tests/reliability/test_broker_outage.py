@@ -11,8 +11,6 @@ import asyncio
 import time
 from typing import Any
 
-import pytest
-
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
     HealthWatch,
@@ -26,8 +24,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 OUTAGE_SECONDS = 10.0
 

@@ -14,8 +14,6 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
     StreamProducer,
@@ -29,8 +27,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 OUTAGE_SECONDS = 10.0
 

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
@@ -30,8 +29,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 OUTAGE_SECONDS = 10.0
 BEFORE, DURING = 2, 24  # batches confirmed with the broker up, and while it is down

@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     CONFIRMED_TOPIC,
@@ -39,8 +37,6 @@ from tests.reliability.harness import (
     wait_until,
 )
 from tests.service_process import ServiceProcess
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 PARTITIONS = 6
 THRESHOLD = 0.7  # the default timeout confidence threshold

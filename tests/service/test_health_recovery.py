@@ -8,11 +8,8 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.service.conftest import ServiceProcess
-
-pytestmark = [pytest.mark.service, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 
 async def _wait_for_health(

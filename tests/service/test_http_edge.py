@@ -20,8 +20,6 @@ from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
 from tests.service_process import ServiceProcess, launch_service, service_env
 
-pytestmark = [pytest.mark.service, pytest.mark.postgres]
-
 MiB = 1024 * 1024
 HEAD_LIMIT = 256 * 1024  # the default max_request_head_bytes
 # Short, so the slowloris test sees the deadline pass; the others keep the default (10 s), which

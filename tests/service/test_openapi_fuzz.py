@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from class_management_service import db
 from class_management_service.settings import Settings
 from tests.factories import encode, envelope, essay, seed_roster
 from tests.service.conftest import ServiceProcess
-
-pytestmark = pytest.mark.service
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_CASES = 5_000

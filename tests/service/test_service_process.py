@@ -20,8 +20,6 @@ from class_management_service.settings import Settings
 from tests.factories import encode, envelope, essay, seed_roster
 from tests.service.conftest import ServiceProcess
 
-pytestmark = pytest.mark.service
-
 
 async def _get_association(
     client: httpx.AsyncClient, essay_id: uuid.UUID, headers: dict[str, str], within: float = 20.0

@@ -7,8 +7,6 @@ import pytest
 
 from class_management_service.students.schemas import email_key, normalize_email
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(
     "typed",

@@ -8,8 +8,6 @@ import pytest
 
 from class_management_service.db import FairQueue
 
-pytestmark = pytest.mark.unit
-
 
 async def test_a_returned_item_goes_to_the_longest_waiter_not_to_a_newcomer() -> None:
     queue: FairQueue[str] = FairQueue(maxsize=2, lifo=True)

@@ -14,8 +14,6 @@ from class_management_service.students.importer import (
     plan_import,
 )
 
-pytestmark = pytest.mark.unit
-
 
 def _existing(
     first: str = "Anna",

@@ -2,11 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from class_management_service.workers.supervisor import Supervisor
-
-pytestmark = pytest.mark.unit
 
 
 class FlakyWorker:

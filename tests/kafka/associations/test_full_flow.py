@@ -26,8 +26,6 @@ from class_management_service.messaging.envelope import kafka_headers, new_envel
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka, pytest.mark.redis]
-
 TEACHER = "teacher-flow"
 
 

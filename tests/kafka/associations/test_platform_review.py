@@ -22,8 +22,6 @@ from tests.kafka.topics import (
     relay_outbox,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
-
 SessionFactory = async_sessionmaker[AsyncSession]
 
 

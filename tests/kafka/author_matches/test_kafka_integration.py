@@ -57,8 +57,6 @@ from tests.factories import (
     seed_roster,
 )
 
-pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.postgres]
-
 
 @dataclass
 class RunningConsumer:

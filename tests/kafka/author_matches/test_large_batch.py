@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +18,6 @@ from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
 from tests.factories import TEACHER, essay, event, seed_roster
-
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 ESSAYS = 5_000
 

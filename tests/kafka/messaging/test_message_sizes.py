@@ -16,8 +16,6 @@ from aiokafka.errors import MessageSizeTooLargeError
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
 
-pytestmark = pytest.mark.kafka
-
 
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[SharedProducer]:

@@ -24,8 +24,6 @@ from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 from tests.kafka.outbox.test_relay import consume
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
-
 
 async def _stop_sender_as_the_broker_would(producer: object) -> None:
     """End the producer's sender task with ``OutOfOrderSequenceNumber``, as aiokafka does."""

@@ -29,8 +29,6 @@ from tests.kafka.topics import (
 )
 from tests.postgres.associations.test_timeout_monitor import age_rows
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
-
 SessionFactory = async_sessionmaker[AsyncSession]
 
 # The platform's enums (common_core.websocket_enums): what its websocket service accepts.

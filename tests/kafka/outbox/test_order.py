@@ -40,8 +40,6 @@ from class_management_service.unit_of_work import UnitOfWork
 from tests.http_helpers import create_class, teacher
 from tests.kafka.outbox.test_relay import consume
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
-
 SessionFactory = async_sessionmaker[AsyncSession]
 
 

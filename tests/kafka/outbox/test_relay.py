@@ -36,8 +36,6 @@ from class_management_service.outbox.relay import ClaimedEvent, OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
-
 SessionFactory = async_sessionmaker[AsyncSession]
 
 

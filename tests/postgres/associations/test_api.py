@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,8 +25,6 @@ from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.students.models import Student
-
-pytestmark = pytest.mark.postgres
 
 Headers = Callable[[str], dict[str, str]]
 

@@ -32,8 +32,6 @@ from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 from class_management_service.unit_of_work import UnitOfWork
 
-pytestmark = pytest.mark.postgres
-
 S = AssociationStatus
 SessionFactory = async_sessionmaker[AsyncSession]
 

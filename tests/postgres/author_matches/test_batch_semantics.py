@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,8 +22,6 @@ from tests.factories import (
     processed_event_ids,
     seed_roster,
 )
-
-pytestmark = pytest.mark.postgres
 
 Factory = async_sessionmaker[AsyncSession]
 

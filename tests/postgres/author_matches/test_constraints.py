@@ -36,8 +36,6 @@ from tests.factories import (
     seed_roster,
 )
 
-pytestmark = pytest.mark.postgres
-
 Factory = async_sessionmaker[AsyncSession]
 
 

@@ -20,8 +20,6 @@ from tests.factories import (
     seed_roster,
 )
 
-pytestmark = pytest.mark.postgres
-
 Factory = async_sessionmaker[AsyncSession]
 
 

@@ -22,8 +22,6 @@ from tests.factories import (
     seed_roster,
 )
 
-pytestmark = pytest.mark.postgres
-
 Factory = async_sessionmaker[AsyncSession]
 
 # Fails the association INSERT (after processed_events was written in the same transaction)

@@ -29,8 +29,6 @@ from class_management_service.settings import Settings
 from tests.http_helpers import assert_error, create_class, teacher
 from tests.postgres.associations.test_api import seed_batch
 
-pytestmark = pytest.mark.postgres
-
 T = TypeVar("T")
 MakeSettings = Callable[..., Settings]
 
@@ -172,8 +170,6 @@ async def test_healthz_checks_the_database_without_the_request_pools(
     assert "database" not in body["message"]
 
 
-@pytest.mark.redis
-@pytest.mark.kafka
 async def test_healthz_body_is_what_the_platform_tooling_reads(
     make_settings: MakeSettings, redis_url: str, kafka_bootstrap: str
 ) -> None:

@@ -6,7 +6,6 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
@@ -15,8 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from class_management_service.courses.reference import COURSES
 from class_management_service.migrations import runner
 from class_management_service.models import Base
-
-pytestmark = pytest.mark.postgres
 
 
 def _schema_diff(connection: Connection) -> list[Any]:

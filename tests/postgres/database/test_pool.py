@@ -12,9 +12,6 @@ from collections.abc import Callable
 
 import asyncpg
 import httpx
-import pytest
-
-pytestmark = pytest.mark.postgres
 
 
 async def _terminate_other_backends(database_url: str) -> int:

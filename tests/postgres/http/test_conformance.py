@@ -6,8 +6,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-pytestmark = pytest.mark.postgres
-
 TEACHER = {"X-User-ID": "teacher-conformance"}
 SOME_ID = "0b0c5e4e-2f4a-4b0e-8f5e-3c9f1d2a7b61"  # no such class or student: routing comes first
 

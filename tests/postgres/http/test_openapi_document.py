@@ -9,8 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.postgres
-
 
 @pytest.fixture
 async def document(api_client: httpx.AsyncClient) -> dict[str, Any]:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
-
-pytestmark = pytest.mark.postgres
 
 
 async def test_healthz_reports_each_dependency_and_503_when_one_is_down(

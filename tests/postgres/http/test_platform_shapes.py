@@ -13,8 +13,6 @@ import pytest
 
 from tests.http_helpers import assert_error, create_class, create_student, teacher
 
-pytestmark = pytest.mark.postgres
-
 A = teacher("teacher-a")
 STUDENTS = "/v1/classes/students"
 

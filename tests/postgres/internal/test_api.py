@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.models import EssayStudentAssociation
@@ -14,8 +13,6 @@ from tests.http_helpers import (
     create_class,
     create_student,
 )
-
-pytestmark = pytest.mark.postgres
 
 
 async def test_internal_routes_need_the_key_and_the_service_id(

@@ -15,8 +15,6 @@ from class_management_service.bootstrap import build_app
 from class_management_service.settings import Settings
 from tests.http_helpers import assert_error, create_class
 
-pytestmark = pytest.mark.postgres
-
 # The key this service used to fall back to when none was configured.
 FORMER_DEFAULT_KEY = "dev-internal-api-key"
 

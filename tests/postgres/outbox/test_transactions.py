@@ -29,8 +29,6 @@ from tests.http_helpers import (
     teacher,
 )
 
-pytestmark = pytest.mark.postgres
-
 A = teacher("teacher-a")
 
 

@@ -22,8 +22,6 @@ from class_management_service.reads import ReadOnlyDatabase
 from class_management_service.students.schemas import StudentList, StudentResponse
 from tests.http_helpers import create_class, create_student, teacher
 
-pytestmark = pytest.mark.postgres
-
 A = teacher("teacher-a")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

@@ -19,8 +19,6 @@ from class_management_service.bootstrap import build_app
 from class_management_service.settings import Settings
 from tests.http_helpers import assert_error, create_class, create_student
 
-pytestmark = pytest.mark.postgres
-
 SETTING = "CLASS_MANAGEMENT_SERVICE_ROSTER_UNAUTHENTICATED_ACCESS"
 
 

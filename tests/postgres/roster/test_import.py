@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.messaging import topics
@@ -20,8 +19,6 @@ from tests.http_helpers import (
     outbox_events,
     teacher,
 )
-
-pytestmark = pytest.mark.postgres
 
 A, B = teacher("teacher-a"), teacher("teacher-b")
 CSV = {**A, "Content-Type": "text/csv"}

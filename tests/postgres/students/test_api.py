@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.models import EssayStudentAssociation
@@ -22,8 +21,6 @@ from tests.http_helpers import (
     outbox_events,
     teacher,
 )
-
-pytestmark = pytest.mark.postgres
 
 A, B = teacher("teacher-a"), teacher("teacher-b")
 STUDENTS = "/v1/classes/students"

@@ -14,8 +14,6 @@ import pytest
 from class_management_service.students.schemas import email_key
 from tests.http_helpers import assert_error, create_class, create_student, teacher
 
-pytestmark = pytest.mark.postgres
-
 A = teacher("teacher-a")
 STUDENTS = "/v1/classes/students"
 
