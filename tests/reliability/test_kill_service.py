@@ -47,7 +47,7 @@ async def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
         # ~20 ms after a chunk is acknowledged the service is fetching/applying it: kill then.
         nonlocal sent_at_kill
         if sent >= len(stream.messages) // 4 and not killed.is_set():
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the scenario: the fault hits while a chunk is handled
             await service.kill()
             sent_at_kill = sent
             killed.set()

@@ -67,6 +67,7 @@ async def test_events_confirmed_while_the_broker_is_down_arrive_once_after_it_re
             pending = await fetchval(
                 fault_database, "SELECT count(*) FROM outbox_events WHERE status = 'pending'"
             )
+            # The outage itself lasts OUTAGE_SECONDS: the scenario, not a synchronisation.
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
         finally:
             await asyncio.to_thread(kafka_server.start)

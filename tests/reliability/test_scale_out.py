@@ -87,7 +87,7 @@ async def test_three_replicas_share_partitions_survive_a_kill_and_publish_each_b
 
     async def kill_c_while_busy(sent: int) -> None:
         if sent >= len(stream.messages) // 4 and not killed.is_set():
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # the scenario: the fault hits while a chunk is handled
             await fleet.processes["c"].kill()
             killed.set()
 

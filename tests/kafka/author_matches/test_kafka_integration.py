@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -56,6 +55,7 @@ from tests.factories import (
     processed_event_ids,
     seed_roster,
 )
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -204,11 +204,7 @@ async def harness(
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(0.05)
+    await wait_for(check, within=within)
 
 
 async def offset_committed(running: RunningConsumer, offset: int) -> None:
@@ -567,9 +563,21 @@ async def test_redis_fast_path_degrades_quickly_and_logs_once(
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(-1)
 
+    class CountingRedis(Redis):
+        """Counts the round trips the cache attempts."""
+
+        attempts = 0
+
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            self.attempts += 1
+            return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+
     blackhole = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = blackhole.sockets[0].getsockname()[1]
-    clients = [Redis.from_url("redis://127.0.0.1:1/0"), Redis.from_url(f"redis://127.0.0.1:{port}")]
+    clients: list[CountingRedis] = [
+        CountingRedis(host="127.0.0.1", port=1),
+        CountingRedis(host="127.0.0.1", port=port),
+    ]
     try:
         for client in clients:
             caplog.clear()
@@ -580,18 +588,21 @@ async def test_redis_fast_path_degrades_quickly_and_logs_once(
                 timeout_seconds=0.2,
                 retry_after_seconds=60,
             )
-            started = time.monotonic()
-            for _ in range(5):
-                assert await cache.claim({done}) == set()
-                await cache.mark_completed({done})
-            assert time.monotonic() - started < 1.0  # one timeout at most, then skipped
+
+            async def use(cache: IdempotencyCache) -> None:
+                for _ in range(5):
+                    assert await cache.claim({done}) == set()
+                    await cache.mark_completed({done})
+
+            await asyncio.wait_for(use(cache), 30)  # a timeout not honoured would hang here
+            assert client.attempts == 1  # one timeout at most, then skipped
             assert not cache.available
             warnings = [r for r in caplog.records if "fast path unavailable" in r.getMessage()]
             assert len(warnings) == 1
     finally:
         blackhole.close()
-        for client in [*clients, healthy_client]:
-            await client.aclose()
+        for opened in [*clients, healthy_client]:
+            await opened.aclose()
 
 
 async def test_a_redis_mark_the_database_does_not_confirm_is_ignored(

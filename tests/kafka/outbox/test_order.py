@@ -39,6 +39,7 @@ from class_management_service.settings import Settings
 from class_management_service.unit_of_work import UnitOfWork
 from tests.http_helpers import create_class, teacher
 from tests.kafka.outbox.test_relay import consume
+from tests.waiting import wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -84,15 +85,17 @@ async def relays(
 
 
 async def _all_published(session_factory: SessionFactory) -> None:
-    for _ in range(600):
+    left: int | None = None
+
+    async def none_left() -> bool:
+        nonlocal left
         async with session_factory() as session:
             left = await session.scalar(
                 select(func.count()).where(OutboxEvent.status != OutboxStatus.PUBLISHED.value)
             )
-        if left == 0:
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"{left} outbox events never published")
+        return left == 0
+
+    await wait_for(none_left, what=lambda: f"{left} outbox events to be published")
 
 
 def _by_key(messages: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
@@ -293,11 +296,7 @@ async def test_no_relay_overtakes_another_that_is_still_sending_the_aggregates_e
                 )
             return leased == 1
 
-        for _ in range(200):
-            if await v1_leased():
-                break
-            await asyncio.sleep(0.05)
-        assert await v1_leased()
+        await wait_for(v1_leased, within=10, what="v1's lease")
         assert (await fast.run_once()).claimed == 0  # v2 waits for v1
         gate.set()
         assert (await sending_v1).published == 1

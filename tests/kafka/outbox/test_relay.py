@@ -35,6 +35,7 @@ from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import ClaimedEvent, OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
+from tests.waiting import wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -134,13 +135,13 @@ async def rows(session_factory: SessionFactory) -> dict[uuid.UUID, OutboxEvent]:
         return {row.id: row for row in result.scalars()}
 
 
-async def wait_until_published(session_factory: SessionFactory, polls: int = 600) -> None:
+async def wait_until_published(session_factory: SessionFactory) -> None:
     """Until no outbox row is pending (the workers keep running meanwhile)."""
-    for _ in range(polls):
-        if all(r.status != OutboxStatus.PENDING for r in (await rows(session_factory)).values()):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("outbox rows still pending")
+
+    async def none_pending() -> bool:
+        return all(r.status != OutboxStatus.PENDING for r in (await rows(session_factory)).values())
+
+    await wait_for(none_pending, what="no pending outbox rows")
 
 
 async def expire_leases(session_factory: SessionFactory) -> None:
@@ -201,12 +202,22 @@ async def test_listen_wakes_the_relay_right_after_a_commit(
     relay = make_relay(session_factory, producer, slow_polling)
     task = asyncio.create_task(relay.run())
     try:
-        await asyncio.sleep(0.5)  # let it connect, LISTEN, and go idle
-        await producer.get()  # broker connection warm: measure the wake-up, not the connect
-        started = time.monotonic()
+
+        async def listening() -> bool:
+            async with session_factory() as session:
+                listeners = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND query LIKE 'LISTEN %'"
+                    )
+                )
+            return bool(listeners)
+
+        await wait_for(listening, what="the relay to LISTEN")
+        await producer.get()  # broker connection warm: the wake-up is what is waited for
         (event_id,) = await add_events(session_factory, topic)
+        # Well within the 60 s poll interval: only the NOTIFY can deliver it in time.
         (message,) = await consume(kafka_bootstrap, topic, 1, within=20)
-        assert time.monotonic() - started < 10
         assert dict(message.headers)["event_id"] == str(event_id).encode()
     finally:
         task.cancel()

@@ -22,6 +22,7 @@ from tests.factories import (
     processed_event_ids,
     seed_roster,
 )
+from tests.waiting import wait_for
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -185,15 +186,17 @@ async def test_late_essays_racing_a_finalization_wait_for_it_and_are_rejected(
 
 async def _until_waiting_for_a_lock(session_factory: Factory) -> None:
     """Poll (bounded) until another session of this database waits for a row lock."""
-    for _ in range(500):
+
+    async def waiting() -> bool:
         async with session_factory() as session:
-            waiting = await session.scalar(
+            count = await session.scalar(
                 text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                     " AND wait_event_type = 'Lock'"
                 )
             )
-        if waiting:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the ingestion never waited for the finalization's row locks")
+        return bool(count)
+
+    await wait_for(
+        waiting, within=5, every=0.01, what="the ingestion to wait for the finalization's locks"
+    )

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import asyncpg
 import httpx
 
+from tests.waiting import wait_for
+
 
 async def _terminate_other_backends(database_url: str) -> int:
     admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -21,9 +23,18 @@ async def _terminate_other_backends(database_url: str) -> int:
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+        async def gone() -> bool:
+            left = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return bool(left == 0)
+
+        # Until the server has closed their sockets, the pool cannot tell they are dead.
+        await wait_for(gone, what="the terminated backends to exit")
     finally:
         await admin.close()
-    await asyncio.sleep(0.2)  # the pooled connections see the server close their sockets
     return int(killed)
 
 

@@ -21,6 +21,7 @@ from class_management_service.classes.schemas import ClassList, ClassResponse
 from class_management_service.reads import ReadOnlyDatabase
 from class_management_service.students.schemas import StudentList, StudentResponse
 from tests.http_helpers import create_class, create_student, teacher
+from tests.waiting import wait_for
 
 A = teacher("teacher-a")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -155,7 +156,7 @@ async def test_read_pool_bounds_replaces_and_closes_its_connections(database_url
         async def read() -> int:
             async with reads.connection() as connection:
                 value: int = await connection.fetchval("SELECT pg_backend_pid()")
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # holds the connection, so the readers overlap
                 return value
 
         pids = set(await asyncio.gather(*(read() for _ in range(10))))
@@ -168,7 +169,16 @@ async def test_read_pool_bounds_replaces_and_closes_its_connections(database_url
                 await connection.execute("SELECT pg_sleep(30)")
 
         task = asyncio.create_task(stuck())
-        await asyncio.sleep(0.2)
+
+        async def sleeping() -> bool:
+            running: int = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+                " AND state = 'active' AND query = 'SELECT pg_sleep(30)'",
+                database,
+            )
+            return running == 1
+
+        await wait_for(sleeping, what="the stuck statement to run")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -182,7 +192,11 @@ async def test_read_pool_bounds_replaces_and_closes_its_connections(database_url
             "WHERE datname = $1 AND pid <> pg_backend_pid()",
             database,
         )
-        await asyncio.sleep(0.2)
+
+        async def terminated() -> bool:
+            return await _backends(admin, database) == 0
+
+        await wait_for(terminated, what="the terminated backends to exit")
         assert not (set(await asyncio.gather(*(read() for _ in range(3)))) & after)
     finally:
         await reads.close()
