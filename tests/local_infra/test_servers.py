@@ -23,6 +23,7 @@ from local_infra.process import ManagedProcess
 from local_infra.server import DatabaseServer, LocalServer, Server
 from local_infra.session import LOCK_NAME, SessionInfra, cleanup_orphaned_runs
 from tests.conftest import DatabaseClones
+from tests.waiting import wait_for
 
 
 def _dsn(url: str) -> str:
@@ -210,7 +211,7 @@ async def test_up_is_idempotent_and_down_stops(
 # -- housekeeping (no servers) ----------------------------------------------------------------
 
 
-def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
+async def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
     runs = tmp_path / "test-runs"
     orphan = runs / "999999-dead"
     sleeper = ManagedProcess(orphan / "redis", "sleeper")
@@ -223,10 +224,12 @@ def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
     assert not orphan.exists()
     assert not sleeper.is_running()
     # It is our child, so it stays a zombie until reaped here; reaping proves it has exited.
-    deadline = time.monotonic() + 5
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        assert time.monotonic() < deadline, "orphaned server was not killed"
-        time.sleep(0.01)
+    await wait_for(
+        lambda: os.waitpid(pid, os.WNOHANG) != (0, 0),
+        within=5,
+        every=0.01,
+        what="the orphaned server to exit",
+    )
 
 
 def test_external_server_from_url() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from class_management_service.workers.supervisor import Supervisor
+from tests.waiting import wait_for
 
 
 class FlakyWorker:
@@ -47,8 +48,6 @@ async def test_crashed_worker_is_restarted_and_reported() -> None:
 async def test_worker_that_returns_counts_as_crashed() -> None:
     supervisor = Supervisor([ReturningWorker()], initial_backoff_seconds=10)
     supervisor.start()
-    await asyncio.sleep(0)  # let the worker run once
-    await asyncio.sleep(0)
-    assert "returns" in supervisor.unhealthy()
+    await wait_for(lambda: "returns" in supervisor.unhealthy(), every=0, what="the crash")
     assert "must run until cancelled" in supervisor.unhealthy()["returns"]
     await supervisor.stop()

@@ -3,7 +3,6 @@ teacher's review over HTTP, exactly one StudentAssociationsConfirmedV1 out over 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -25,6 +24,7 @@ from class_management_service.messaging import topics
 from class_management_service.messaging.envelope import kafka_headers, new_envelope
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
+from tests.waiting import wait_for
 
 TEACHER = "teacher-flow"
 
@@ -176,15 +176,15 @@ async def test_event_in_review_decisions_event_out(
         url = f"/v1/batches/{batch_id}/student-associations"
         headers = teacher_headers(TEACHER)
         review: dict[str, Any] = {}
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        async def ingested() -> bool:
+            nonlocal review
             response = await client.get(url, headers=headers)
             assert response.status_code == 200, response.text
-            if response.json()["associations"]:
-                review = response.json()
-                break
-            await asyncio.sleep(0.2)
-        assert review, "the author-match event was not stored in time"
+            review = response.json()
+            return bool(review["associations"])
+
+        await wait_for(ingested, every=0.2, what="the author-match event to be stored")
         stored = {a["essay_id"]: a for a in review["associations"]}
         assert len(stored) == 5
         assert stored[str(essays[0])]["student_id"] == str(students[0])

@@ -28,6 +28,7 @@ from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
 from tests.http_helpers import assert_error, create_class, teacher
 from tests.postgres.associations.test_api import seed_batch
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 MakeSettings = Callable[..., Settings]
@@ -75,12 +76,8 @@ async def _holding(database_url: str, *statements: str, args: Any = ()) -> Async
         await connection.close()
 
 
-async def _poll(condition: Callable[[], Awaitable[bool]], what: str, attempts: int = 400) -> None:
-    for _ in range(attempts):
-        if await condition():
-            return
-        await asyncio.sleep(0.05)
-    pytest.fail(f"never happened: {what}")
+async def _poll(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    await wait_for(condition, within=20, what=what)
 
 
 def _is_retryable_unavailable(response: httpx.Response) -> None:
