@@ -48,6 +48,10 @@ async def test_crashed_worker_is_restarted_and_reported() -> None:
 async def test_worker_that_returns_counts_as_crashed() -> None:
     supervisor = Supervisor([ReturningWorker()], initial_backoff_seconds=10)
     supervisor.start()
-    await wait_for(lambda: "returns" in supervisor.unhealthy(), every=0, what="the crash")
+    await wait_for(
+        lambda: "must run until" in supervisor.unhealthy().get("returns", ""),
+        every=0,
+        what="the crash to be recorded",
+    )
     assert "must run until cancelled" in supervisor.unhealthy()["returns"]
     await supervisor.stop()
