@@ -44,6 +44,15 @@ def _plain_dsn(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/reliability/conftest.py: options must be known before collection.
+    parser.addoption(
+        "--reliability-report",
+        action="store_true",
+        help="rewrite docs/reliability.md from a complete run of tests/reliability",
+    )
+
+
 def _binaries(name: str) -> Any:
     @pytest.fixture(scope="session", name=f"{name}_binaries")
     def installed(local_infra_session: SessionInfra) -> Path:
@@ -279,7 +288,17 @@ def derived_markers(item: pytest.Item) -> set[str]:
     return markers
 
 
+# Directories that promise exactly one tier (tests/kafka may hold a test that turned out lighter).
+_DIRECTORY_TIERS = {Path(__file__).parent / tier: tier for tier in ("unit", "postgres")}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        for marker in sorted(derived_markers(item)):
+        markers = derived_markers(item)
+        for directory, tier in _DIRECTORY_TIERS.items():
+            if item.path.is_relative_to(directory) and tier not in markers:
+                raise pytest.UsageError(
+                    f"{item.nodeid} is in tests/{tier}/ but uses {sorted(markers)}: move it"
+                )
+        for marker in sorted(markers):
             item.add_marker(marker)

@@ -167,26 +167,6 @@ async def test_healthz_checks_the_database_without_the_request_pools(
     assert "database" not in body["message"]
 
 
-async def test_healthz_body_is_what_the_platform_tooling_reads(
-    make_settings: MakeSettings, redis_url: str, kafka_bootstrap: str
-) -> None:
-    settings = make_settings(redis_url=redis_url, kafka_bootstrap_servers=kafka_bootstrap)
-    async with _service(settings) as (client, _):
-        answer = await client.get("/healthz")
-    assert answer.status_code == 200, answer.text
-    body = answer.json()
-    assert body["status"] == "healthy"
-    assert isinstance(body["message"], str)
-    assert body["message"]
-    # Our per-dependency detail is kept next to the platform's fields.
-    assert {name: dep["status"] for name, dep in body["dependencies"].items()} == {
-        "database": "ok",
-        "redis": "ok",
-        "kafka": "ok",
-    }
-    assert body["service"] == "class_management_service"
-
-
 async def test_a_confirm_that_loses_the_race_against_the_students_deletion_answers_409(
     api_client: httpx.AsyncClient,
     database_url: str,
