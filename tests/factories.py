@@ -1,11 +1,12 @@
-"""Test helpers for author-match ingestion: seed a class roster, build platform-shaped events."""
+"""Factories, one per noun the tests need: a class roster, a batch of suggested associations
+(committed straight into the database), and platform-shaped author-match events."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -15,7 +16,11 @@ from class_management_service.associations.events import (
     AuthorMatchEvent,
     decode_author_match_event,
 )
-from class_management_service.associations.models import EssayStudentAssociation, ProcessedEvent
+from class_management_service.associations.models import (
+    AssociationStatus,
+    EssayStudentAssociation,
+    ProcessedEvent,
+)
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import CourseCode
 from class_management_service.courses.reference import course_id
@@ -65,6 +70,70 @@ async def seed_roster(
         )
         await session.commit()
     return Roster(class_id, student_ids)
+
+
+@dataclass
+class Batch:
+    batch_id: uuid.UUID
+    class_id: uuid.UUID
+    essays: list[uuid.UUID]
+    suggested: list[uuid.UUID | None]
+    spare_students: list[uuid.UUID] = field(default_factory=list)
+
+
+_UNMATCHED = (AssociationStatus.NO_MATCH, AssociationStatus.REJECTED)
+
+
+async def seed_batch(
+    session_factory: async_sessionmaker[AsyncSession],
+    statuses: Sequence[AssociationStatus] = (AssociationStatus.PENDING_VALIDATION,) * 3,
+    *,
+    confidences: Sequence[float | None] | None = None,
+    teacher: str = "teacher-a",
+    course: CourseCode = CourseCode.ENG5,
+    spare_students: int = 0,
+) -> Batch:
+    """A class with one student per essay (+ spares) and a batch with one essay per status,
+    suggesting that student (none for ``no_match``/``rejected``) with its confidence (default
+    0.9 where there is a student)."""
+    if confidences is None:
+        confidences = [None if status in _UNMATCHED else 0.9 for status in statuses]
+    async with session_factory() as session:
+        school_class = SchoolClass(
+            name="9A", created_by_user_id=teacher, course_id=course_id(course)
+        )
+        session.add(school_class)
+        await session.flush()
+        students = [
+            Student(first_name=f"First{i}", last_name=f"Last{i}", created_by_user_id=teacher)
+            for i in range(len(statuses) + spare_students)
+        ]
+        session.add_all(students)
+        await session.flush()
+        session.add_all(
+            ClassMembership(class_id=school_class.id, student_id=s.id) for s in students
+        )
+        batch = Batch(uuid.uuid4(), school_class.id, [], [])
+        for i, (status, confidence) in enumerate(zip(statuses, confidences, strict=True)):
+            essay_id = uuid.uuid4()
+            student = None if status in _UNMATCHED else students[i].id
+            session.add(
+                EssayStudentAssociation(
+                    essay_id=essay_id,
+                    batch_id=batch.batch_id,
+                    class_id=school_class.id,
+                    student_id=student,
+                    confidence_score=confidence,
+                    match_reasons=[] if student is None else ["exact_name"],
+                    filename=f"essay{i}.docx",
+                    status=status.value,
+                )
+            )
+            batch.essays.append(essay_id)
+            batch.suggested.append(student)
+        batch.spare_students = [s.id for s in students[len(statuses) :]]
+        await session.commit()
+    return batch
 
 
 async def add_student(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,70 +17,12 @@ from class_management_service.associations.models import (
     BatchConfirmation,
     EssayStudentAssociation,
 )
-from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.clock import FixedClock
-from class_management_service.courses.models import CourseCode
-from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
-from class_management_service.students.models import Student
+from tests.factories import seed_batch
 
 Headers = Callable[[str], dict[str, str]]
-
-
-@dataclass
-class Batch:
-    batch_id: uuid.UUID
-    class_id: uuid.UUID
-    essays: list[uuid.UUID]
-    suggested: list[uuid.UUID | None]
-    spare_students: list[uuid.UUID] = field(default_factory=list)
-
-
-async def seed_batch(
-    session_factory: async_sessionmaker[AsyncSession],
-    *,
-    teacher: str = "teacher-a",
-    statuses: tuple[AssociationStatus, ...] = (AssociationStatus.PENDING_VALIDATION,) * 3,
-    spare_students: int = 1,
-) -> Batch:
-    """A class with one student per essay (+ spares) and a batch of suggested associations."""
-    async with session_factory() as session:
-        school_class = SchoolClass(
-            name="9A", created_by_user_id=teacher, course_id=course_id(CourseCode.ENG5)
-        )
-        session.add(school_class)
-        await session.flush()
-        students = [
-            Student(first_name=f"First{i}", last_name=f"Last{i}", created_by_user_id=teacher)
-            for i in range(len(statuses) + spare_students)
-        ]
-        session.add_all(students)
-        await session.flush()
-        session.add_all(
-            ClassMembership(class_id=school_class.id, student_id=s.id) for s in students
-        )
-        batch = Batch(uuid.uuid4(), school_class.id, [], [])
-        for i, status in enumerate(statuses):
-            essay_id = uuid.uuid4()
-            student = None if status == AssociationStatus.NO_MATCH else students[i].id
-            session.add(
-                EssayStudentAssociation(
-                    essay_id=essay_id,
-                    batch_id=batch.batch_id,
-                    class_id=school_class.id,
-                    student_id=student,
-                    confidence_score=None if student is None else 0.9,
-                    match_reasons=[] if student is None else ["exact_name"],
-                    filename=f"essay{i}.docx",
-                    status=status.value,
-                )
-            )
-            batch.essays.append(essay_id)
-            batch.suggested.append(student)
-        batch.spare_students = [s.id for s in students[len(statuses) :]]
-        await session.commit()
-    return batch
 
 
 def _url(batch_id: uuid.UUID | str, confirm: bool = False) -> str:
@@ -172,6 +113,7 @@ async def test_decisions_are_persisted_and_the_batch_is_published_once(
     batch = await seed_batch(
         session_factory,
         statuses=(AssociationStatus.PENDING_VALIDATION,) * 3 + (AssociationStatus.NO_MATCH,),
+        spare_students=1,
     )
     headers = teacher_headers("teacher-a")
     e0, e1, e2, e3 = batch.essays

@@ -22,56 +22,26 @@ from class_management_service.associations.models import (
 )
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_container, build_workers
-from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.clock import FixedClock
 from class_management_service.courses.models import CourseCode
-from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.settings import Settings
-from class_management_service.students.models import Student
 from class_management_service.unit_of_work import UnitOfWork
+from tests.factories import seed_batch
 
 S = AssociationStatus
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-async def seed_batch(
-    session_factory: SessionFactory, suggestions: list[tuple[S, float | None]]
+async def _seed(
+    session_factory: SessionFactory, statuses: list[S], confidences: list[float | None]
 ) -> tuple[uuid.UUID, list[uuid.UUID], list[uuid.UUID | None]]:
-    """A batch of one essay per (status, confidence); returns batch id, essays, students."""
-    async with session_factory() as session:
-        school_class = SchoolClass(
-            name="9B", created_by_user_id="teacher-a", course_id=course_id(CourseCode.SV1)
-        )
-        students = [
-            Student(first_name=f"F{i}", last_name=f"L{i}", created_by_user_id="teacher-a")
-            for i in range(len(suggestions))
-        ]
-        session.add_all([school_class, *students])
-        await session.flush()
-        session.add_all(
-            ClassMembership(class_id=school_class.id, student_id=s.id) for s in students
-        )
-        batch_id, essays, assigned = uuid.uuid4(), [], []
-        for student, (status, confidence) in zip(students, suggestions, strict=True):
-            student_id = None if status in (S.NO_MATCH, S.REJECTED) else student.id
-            essay_id = uuid.uuid4()
-            session.add(
-                EssayStudentAssociation(
-                    essay_id=essay_id,
-                    batch_id=batch_id,
-                    class_id=school_class.id,
-                    student_id=student_id,
-                    confidence_score=confidence,
-                    filename=f"{essay_id}.txt",
-                    status=status.value,
-                )
-            )
-            essays.append(essay_id)
-            assigned.append(student_id)
-        await session.commit()
-    return batch_id, essays, assigned
+    """A batch in an SV1 class: its id, essays and suggested students."""
+    batch = await seed_batch(
+        session_factory, statuses, confidences=confidences, course=CourseCode.SV1
+    )
+    return batch.batch_id, batch.essays, batch.suggested
 
 
 @pytest.fixture
@@ -137,15 +107,16 @@ async def outbox(session_factory: SessionFactory) -> list[OutboxEvent]:
 async def test_overdue_batch_is_auto_confirmed_and_published_once(
     session_factory: SessionFactory, settings: Settings, clock: FixedClock
 ) -> None:
-    batch_id, essays, students = await seed_batch(
+    batch_id, essays, students = await _seed(
         session_factory,
         [
-            (S.PENDING_VALIDATION, 0.95),
-            (S.PENDING_VALIDATION, 0.7),
-            (S.PENDING_VALIDATION, 0.4),
-            (S.NO_MATCH, None),
-            (S.PENDING_VALIDATION, 0.2),
+            S.PENDING_VALIDATION,
+            S.PENDING_VALIDATION,
+            S.PENDING_VALIDATION,
+            S.NO_MATCH,
+            S.PENDING_VALIDATION,
         ],
+        [0.95, 0.7, 0.4, None, 0.2],
     )
     confident, threshold, weak, unmatched, human = essays
     # The teacher decided one essay before going quiet.
@@ -222,8 +193,8 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
 async def test_teacher_finalized_batch_is_never_re_published(
     session_factory: SessionFactory, settings: Settings, clock: FixedClock
 ) -> None:
-    batch_id, essays, students = await seed_batch(
-        session_factory, [(S.PENDING_VALIDATION, 0.9), (S.NO_MATCH, None)]
+    batch_id, essays, students = await _seed(
+        session_factory, [S.PENDING_VALIDATION, S.NO_MATCH], [0.9, None]
     )
     async with UnitOfWork(session_factory) as uow:
         await service.confirm_associations(
@@ -263,8 +234,8 @@ async def test_teacher_finalized_batch_is_never_re_published(
 async def test_batch_a_teacher_is_deciding_is_left_alone_until_released(
     session_factory: SessionFactory, settings: Settings
 ) -> None:
-    batch_id, essays, _ = await seed_batch(
-        session_factory, [(S.PENDING_VALIDATION, 0.9), (S.PENDING_VALIDATION, 0.9)]
+    batch_id, essays, _ = await _seed(
+        session_factory, [S.PENDING_VALIDATION, S.PENDING_VALIDATION], [0.9, 0.9]
     )
     await age_rows(session_factory, timedelta(hours=25))
     worker = monitor(session_factory, settings)
@@ -284,7 +255,7 @@ async def test_two_monitors_never_double_process(
     session_factory: SessionFactory, settings: Settings
 ) -> None:
     batches = [
-        (await seed_batch(session_factory, [(S.PENDING_VALIDATION, 0.9), (S.NO_MATCH, None)]))[0]
+        (await _seed(session_factory, [S.PENDING_VALIDATION, S.NO_MATCH], [0.9, None]))[0]
         for _ in range(30)
     ]
     await age_rows(session_factory, timedelta(hours=24, seconds=1))
@@ -301,7 +272,7 @@ async def test_a_process_clock_a_day_ahead_does_not_time_out_a_fresh_batch(
 ) -> None:
     """Issue 12 row 11: the replica's clock runs 25 h ahead of the database's; an 8-second-old
     batch must stay open (the service's own monitor, built as the service builds it)."""
-    batch_id, _, _ = await seed_batch(session_factory, [(S.PENDING_VALIDATION, 0.9)])
+    batch_id, _, _ = await _seed(session_factory, [S.PENDING_VALIDATION], [0.9])
     await age_rows(session_factory, timedelta(seconds=8))
     container = build_container(
         make_settings(run_timeout_monitor=True, validation_timeout_hours=24)

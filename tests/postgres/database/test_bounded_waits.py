@@ -26,8 +26,8 @@ from class_management_service.bootstrap import Container, build_app
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
+from tests.factories import seed_batch
 from tests.http_helpers import assert_error, create_class, teacher
-from tests.postgres.associations.test_api import seed_batch
 from tests.waiting import wait_for
 
 T = TypeVar("T")
