@@ -40,9 +40,12 @@ class Roster:
 
 
 async def seed_roster(
-    session_factory: async_sessionmaker[AsyncSession], students: int = 3, teacher: str = TEACHER
+    session_factory: async_sessionmaker[AsyncSession],
+    students: int = 3,
+    teacher: str = TEACHER,
+    course: CourseCode = CourseCode.ENG5,
 ) -> Roster:
-    """A class (ENG5) with ``students`` members, committed."""
+    """A class with ``students`` members, committed."""
     class_id = uuid.uuid4()
     student_ids = sorted(uuid.uuid4() for _ in range(students))
     async with session_factory() as session:
@@ -51,7 +54,7 @@ async def seed_roster(
                 id=class_id,
                 name=f"Class {class_id.hex[:6]}",
                 created_by_user_id=teacher,
-                course_id=course_id(CourseCode.ENG5),
+                course_id=course_id(course),
             )
         )
         session.add_all(

@@ -17,13 +17,11 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.bootstrap import build_app
-from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import CourseCode
-from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.envelope import kafka_headers, new_envelope
 from class_management_service.settings import Settings
-from class_management_service.students.models import Student
+from tests.factories import seed_roster
 from tests.waiting import wait_for
 
 TEACHER = "teacher-flow"
@@ -51,24 +49,6 @@ async def running_app(
     app = build_app(settings)
     async with app.router.lifespan_context(app):
         yield app
-
-
-async def seed_class(
-    session_factory: async_sessionmaker[AsyncSession], students: int
-) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    async with session_factory() as session:
-        school_class = SchoolClass(
-            name="Flow", created_by_user_id=TEACHER, course_id=course_id(CourseCode.ENG6)
-        )
-        roster = [
-            Student(first_name=f"Pupil{i}", last_name="Flow", created_by_user_id=TEACHER)
-            for i in range(students)
-        ]
-        session.add_all([school_class, *roster])
-        await session.flush()
-        session.add_all(ClassMembership(class_id=school_class.id, student_id=s.id) for s in roster)
-        await session.commit()
-        return school_class.id, [s.id for s in roster]
 
 
 def suggestion(student_id: uuid.UUID, confidence: float) -> dict[str, Any]:
@@ -136,7 +116,8 @@ async def test_event_in_review_decisions_event_out(
     teacher_headers: Callable[[str], dict[str, str]],
 ) -> None:
     settings: Settings = running_app.state.settings
-    class_id, students = await seed_class(session_factory, students=6)
+    roster = await seed_roster(session_factory, students=6, teacher=TEACHER, course=CourseCode.ENG6)
+    class_id, students = roster.class_id, roster.student_ids
     batch_id = uuid.uuid4()
     essays = [uuid.uuid4() for _ in range(5)]
     outsider = uuid.uuid4()  # not in the class: its suggestion is ignored -> no_match
