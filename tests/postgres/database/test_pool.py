@@ -8,6 +8,7 @@ request, for the session path and for the read path.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 import asyncpg
@@ -19,23 +20,32 @@ from tests.waiting import wait_for
 async def _terminate_other_backends(database_url: str) -> int:
     admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-
-        async def gone() -> bool:
-            left = await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity "
+        pids: list[int] = [
+            row["pid"]
+            for row in await admin.fetch(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
-            return bool(left == 0)
-
-        # Until the server has closed their sockets, the pool cannot tell they are dead.
-        await wait_for(gone, what="the terminated backends to exit")
+        ]
     finally:
         await admin.close()
-    return int(killed)
+
+    def exited() -> bool:
+        # A backend's socket is closed when its process is gone (the server is local).
+        return not any(_alive(pid) for pid in pids)
+
+    await wait_for(exited, what="the terminated backends to exit")
+    return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process by that number
+        return True
+    return True
 
 
 async def test_requests_after_the_server_closed_every_pooled_connection_succeed(
