@@ -2,7 +2,7 @@
 
     uv run python -m bench --only tests [--suite] [--quick]
 
-A PostgreSQL-only file is one whose ``pytestmark`` is exactly ``pytest.mark.postgres``. Each is
+A PostgreSQL-only file is one under ``tests/postgres/`` (the suite's layout). Each is
 run as a developer runs it, ``uv run pytest -q <file>`` in a subprocess (its own PostgreSQL
 started by the local_infra plugin, its template database migrated, the file's tests, teardown).
 The baseline is the same command on a unit-test file (no servers): the fixed cost of uv,
@@ -11,7 +11,6 @@ pytest and the imports. With ``--suite`` the whole suite (``uv run pytest -q``) 
 
 from __future__ import annotations
 
-import ast
 import re
 import shutil
 import subprocess
@@ -28,35 +27,11 @@ BASELINE_FILE = "tests/unit/test_settings_and_envelope.py"
 _POSTGRES_START = re.compile(r"started postgres on \S+ in ([0-9.]+) s")
 
 
-def _marks(value: ast.expr) -> list[str]:
-    """``pytest.mark.x`` -> ["x"]; a list of them -> all; anything else -> ["?"]."""
-    items = value.elts if isinstance(value, ast.List | ast.Tuple) else [value]
-    marks = []
-    for item in items:
-        if (
-            isinstance(item, ast.Attribute)
-            and isinstance(item.value, ast.Attribute)
-            and item.value.attr == "mark"
-        ):
-            marks.append(item.attr)
-        else:
-            marks.append("?")
-    return marks
-
-
 def postgres_only_files(root: Path = REPOSITORY) -> list[Path]:
-    """Test files whose module-level ``pytestmark`` is exactly ``pytest.mark.postgres``."""
-    found = []
-    for path in sorted((root / "tests").rglob("test_*.py")):
-        tree = ast.parse(path.read_text(), str(path))
-        for node in tree.body:
-            if (
-                isinstance(node, ast.Assign)
-                and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
-                and _marks(node.value) == ["postgres"]
-            ):
-                found.append(path.relative_to(root))
-    return found
+    """Test files under ``tests/postgres/``: the layout keeps PostgreSQL-only tests there."""
+    return [
+        path.relative_to(root) for path in sorted((root / "tests" / "postgres").rglob("test_*.py"))
+    ]
 
 
 def _pytest_command() -> list[str]:

@@ -16,6 +16,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,11 +30,40 @@ from class_management_service.bootstrap import build_app
 from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
+from local_infra.external import external_from_env
+from local_infra.install import ensure_installed
+from local_infra.session import SessionInfra
 
 pytest_plugins = ["local_infra.pytest_plugin"]
 
 TEMPLATE_DATABASE = "cms_test_template"
 INTERNAL_API_KEY = "test-internal-api-key"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/reliability/conftest.py: options must be known before collection.
+    parser.addoption(
+        "--reliability-report",
+        action="store_true",
+        help="rewrite docs/reliability.md from a complete run of tests/reliability",
+    )
+
+
+def _binaries(name: str) -> Any:
+    @pytest.fixture(scope="session", name=f"{name}_binaries")
+    def installed(local_infra_session: SessionInfra) -> Path:
+        """The local-infra cache with the server installed, for a test that starts its own."""
+        if external_from_env(name) is not None:
+            pytest.skip(f"{name} is external in this environment; no local one is started")
+        ensure_installed([name], root=local_infra_session.root, log=local_infra_session.log)
+        return local_infra_session.root / "cache"
+
+    return installed
+
+
+postgres_binaries = _binaries("postgres")
+redis_binaries = _binaries("redis")
+kafka_binaries = _binaries("kafka")
 
 
 @pytest.fixture(scope="session")
@@ -227,11 +257,44 @@ def internal_headers() -> dict[str, str]:
     return {"X-Internal-API-Key": INTERNAL_API_KEY, "X-Service-ID": "nlp_service"}
 
 
+# What a test needs follows from the fixtures it uses (``item.fixturenames`` is the closure, so a
+# fixture that depends on a server counts too): the markers cannot disagree with the test.
+# The server markers are tiers, so that selecting one never starts a heavier server: ``postgres``
+# is PostgreSQL only, ``redis`` is Redis (and maybe PostgreSQL), ``kafka`` the broker (and maybe
+# both others); ``-m "not kafka"`` starts no broker.
+_SERVER_FIXTURES = {  # a session server, or the binaries for a test that starts its own
+    "postgres": {"postgres_server", "postgres_binaries"},
+    "redis": {"redis_server", "redis_binaries"},
+    "kafka": {"kafka_server", "kafka_binaries"},
+}
+_TIERS = ("kafka", "redis", "postgres")
+# Fixtures that run the real service as an OS process (it needs whatever servers they ask for).
+_SERVICE_FIXTURES = {"service_process", "start_service", "fleet"}
+_RELIABILITY_DIR = Path(__file__).parent / "reliability"
+
+
+def derived_markers(item: pytest.Item) -> set[str]:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    needs = [tier for tier in _TIERS if fixtures & _SERVER_FIXTURES[tier]]
+    markers = {needs[0] if needs else "unit"}
+    if fixtures & _SERVICE_FIXTURES:
+        markers.add("service")
+    if item.path.is_relative_to(_RELIABILITY_DIR):
+        markers.add("reliability")
+    return markers
+
+
+# Directories that promise exactly one tier (tests/kafka may hold a test that turned out lighter).
+_DIRECTORY_TIERS = {Path(__file__).parent / tier: tier for tier in ("unit", "postgres")}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test must declare the infrastructure it needs with exactly one marker family."""
-    known = {"unit", "postgres", "redis", "kafka", "service", "reliability"}
     for item in items:
-        if not known & {mark.name for mark in item.iter_markers()}:
-            raise pytest.UsageError(
-                f"{item.nodeid} has no infrastructure marker (one of {sorted(known)})"
-            )
+        markers = derived_markers(item)
+        for directory, tier in _DIRECTORY_TIERS.items():
+            if item.path.is_relative_to(directory) and tier not in markers:
+                raise pytest.UsageError(
+                    f"{item.nodeid} is in tests/{tier}/ but uses {sorted(markers)}: move it"
+                )
+        for marker in sorted(markers):
+            item.add_marker(marker)

@@ -14,13 +14,14 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_for
 
 PREFIX = "CLASS_MANAGEMENT_SERVICE_"
 
@@ -171,9 +172,9 @@ async def restart_service(service: ServiceProcess, *, wait: bool = True) -> Serv
 
 
 async def wait_until_serving(service: ServiceProcess, within: float = 60.0) -> None:
-    deadline = time.monotonic() + within
     async with httpx.AsyncClient(base_url=service.base_url, timeout=2.0) as client:
-        while time.monotonic() < deadline:
+
+        async def serving() -> bool:
             if service.process.returncode is not None:
                 raise AssertionError(
                     f"service exited with {service.process.returncode} while starting\n"
@@ -181,7 +182,10 @@ async def wait_until_serving(service: ServiceProcess, within: float = 60.0) -> N
                 )
             try:
                 await client.get("/metrics")
-                return
             except httpx.TransportError:
-                await asyncio.sleep(0.1)
-    raise AssertionError(f"service not serving within {within}s\n{service.log_tail()}")
+                return False
+            return True
+
+        await wait_for(
+            serving, within=within, every=0.1, what=lambda: f"serving\n{service.log_tail()}"
+        )

@@ -10,30 +10,25 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
 from class_management_service.db import asyncpg_dsn
+from class_management_service.migrations import runner
 from local_infra.dev import DEV_DATABASE
 from local_infra.external import ENV_VARS, ExternalServer
+from local_infra.postgres import PostgresServer
 from local_infra.process import ManagedProcess
-from local_infra.server import DatabaseServer, Server
+from local_infra.server import DatabaseServer, LocalServer, Server
 from local_infra.session import LOCK_NAME, SessionInfra, cleanup_orphaned_runs
-
-
-def _skip_if_external(server: Server) -> None:
-    if server.external:
-        pytest.skip(f"{server.name} is external ({server.url}); it cannot be restarted here")
-
+from tests.conftest import DatabaseClones
+from tests.waiting import wait_for
 
 # -- PostgreSQL ---------------------------------------------------------------------------
 
 
-@pytest.mark.postgres
 async def test_postgres_answers(postgres_server: DatabaseServer) -> None:
     connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url))
     try:
@@ -43,9 +38,8 @@ async def test_postgres_answers(postgres_server: DatabaseServer) -> None:
         await connection.close()
 
 
-@pytest.mark.postgres
-async def test_postgres_keeps_data_across_stop_and_kill(postgres_server: DatabaseServer) -> None:
-    _skip_if_external(postgres_server)
+async def test_postgres_keeps_data_across_stop_and_kill(own_postgres: PostgresServer) -> None:
+    postgres_server = own_postgres
     connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url))
     await connection.execute("create table restart_check (v text)")
     await connection.execute("insert into restart_check values ('kept')")
@@ -72,32 +66,40 @@ async def test_postgres_keeps_data_across_stop_and_kill(postgres_server: Databas
         await connection.close()
 
 
-@pytest.mark.postgres
 async def test_database_clones_survive_a_restart_in_the_middle_of_a_clone(
-    postgres_server: DatabaseServer, database_clones: Any
+    own_postgres: PostgresServer,
 ) -> None:
     """The harness (tests/conftest.py) makes the next test database ahead and drops old ones in
-    the background; a restart like the one above interrupts both, and the next test must still
-    get a database (this once made the tests after tests/local_infra error)."""
-    _skip_if_external(postgres_server)
-    database_clones.release(await database_clones.take())
-    postgres_server.stop()  # before the loop runs again: the clone and the drop hit a dead server
-    await asyncio.sleep(0.2)
-    postgres_server.start()
-
-    name = await database_clones.take()
-    connection = await asyncpg.connect(asyncpg_dsn(postgres_server.url_for(name)))
+    the background; a restart interrupts both, and the next take must still get a database."""
+    template = "clone_template"
+    admin = await asyncpg.connect(asyncpg_dsn(own_postgres.url))
+    await admin.execute(f'CREATE DATABASE "{template}"')
+    await admin.close()
+    await asyncio.to_thread(runner.upgrade, own_postgres.url_for(template))
+    pool = await asyncpg.create_pool(asyncpg_dsn(own_postgres.url), min_size=1, max_size=3)
+    database_clones = DatabaseClones(pool, template)
     try:
-        assert await connection.fetchval("select count(*) from courses") > 0  # migrated
+        database_clones.release(await database_clones.take())
+        own_postgres.stop()  # before the loop runs again: the clone and the drop hit a dead server
+        # The scenario itself: the loop runs the clone and the drop while the server is down.
+        await asyncio.sleep(0.2)
+        own_postgres.start()
+
+        name = await database_clones.take()
+        connection = await asyncpg.connect(asyncpg_dsn(own_postgres.url_for(name)))
+        try:
+            assert await connection.fetchval("select count(*) from courses") > 0  # migrated
+        finally:
+            await connection.close()
+        database_clones.release(name)
+        await database_clones.close()
     finally:
-        await connection.close()
-    database_clones.release(name)
+        pool.terminate()
 
 
 # -- Redis --------------------------------------------------------------------------------
 
 
-@pytest.mark.redis
 async def test_redis_answers(redis_server: Server) -> None:
     client = Redis.from_url(redis_server.url)
     try:
@@ -135,16 +137,14 @@ async def _consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
         await consumer.stop()
 
 
-@pytest.mark.kafka
 async def test_kafka_round_trip_on_a_new_topic(kafka_server: Server) -> None:
     topic = f"local-infra.{uuid.uuid4().hex[:8]}"  # auto-created by the broker
     await _produce(kafka_server.url, topic, b"hello")
     assert await _consume(kafka_server.url, topic, 1) == [b"hello"]
 
 
-@pytest.mark.kafka
-async def test_kafka_keeps_data_across_stop_and_kill(kafka_server: Server) -> None:
-    _skip_if_external(kafka_server)
+async def test_kafka_keeps_data_across_stop_and_kill(own_kafka: LocalServer) -> None:
+    kafka_server = own_kafka
     topic = f"local-infra.{uuid.uuid4().hex[:8]}"
     port = kafka_server.port
     await _produce(kafka_server.url, topic, b"before-stop")
@@ -176,16 +176,12 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 async def test_up_is_idempotent_and_down_stops(
-    local_infra_session: SessionInfra, local_infra_root: Path
+    local_infra_session: SessionInfra, postgres_binaries: Path, redis_binaries: Path
 ) -> None:
-    if os.environ.get(ENV_VARS["postgres"]) or os.environ.get(ENV_VARS["redis"]):
-        pytest.skip("servers are external in this environment")
     home = local_infra_session.directory / "cli-home"
     home.mkdir()
-    (home / "cache").symlink_to(local_infra_root / "cache")  # reuse the warm caches
+    (home / "cache").symlink_to(postgres_binaries)  # reuse the warm caches
     state_path = home / "dev" / "state.json"
     try:
         _cli(home, "up", "postgres", "redis")
@@ -211,8 +207,7 @@ async def test_up_is_idempotent_and_down_stops(
 # -- housekeeping (no servers) ----------------------------------------------------------------
 
 
-@pytest.mark.unit
-def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
+async def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
     runs = tmp_path / "test-runs"
     orphan = runs / "999999-dead"
     sleeper = ManagedProcess(orphan / "redis", "sleeper")
@@ -225,13 +220,14 @@ def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
     assert not orphan.exists()
     assert not sleeper.is_running()
     # It is our child, so it stays a zombie until reaped here; reaping proves it has exited.
-    deadline = time.monotonic() + 5
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        assert time.monotonic() < deadline, "orphaned server was not killed"
-        time.sleep(0.01)
+    await wait_for(
+        lambda: os.waitpid(pid, os.WNOHANG) != (0, 0),
+        within=5,
+        every=0.01,
+        what="the orphaned server to exit",
+    )
 
 
-@pytest.mark.unit
 def test_external_server_from_url() -> None:
     db = ExternalServer("postgres", "postgresql+asyncpg://u@db.example:6543/app")
     assert (db.host, db.port, db.pid, db.external) == ("db.example", 6543, None, True)

@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging import topics
-from tests.integration.author_match_helpers import encode, envelope, essay
+from tests.factories import encode, envelope, essay
 from tests.service_process import ServiceProcess
+from tests.waiting import wait_for
 
 TEACHER = "teacher-reliability"
 CONFIRMED_TOPIC = topics.STUDENT_ASSOCIATIONS_CONFIRMED
@@ -299,6 +300,7 @@ class StreamProducer:
             await self.send(topic, messages[start : start + chunk])
             if after_chunk is not None:
                 await after_chunk(self.sent)
+            # Pacing is the scenario: a steady stream that a fault lands in the middle of.
             await asyncio.sleep(pause)
 
 
@@ -412,18 +414,12 @@ async def wait_until(
     services: Iterable[ServiceProcess] = (),
     every: float = 0.2,
 ) -> float:
-    """Poll ``condition`` until it holds; returns the monotonic time it did. A clear failure
-    (with the services' log tails) after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        if await condition():
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            described = what() if callable(what) else what
-            raise AssertionError(
-                f"timed out after {within:g}s waiting for {described}\n" + log_tails(services)
-            )
-        await asyncio.sleep(every)
+    """``tests.waiting.wait_for`` whose failure also shows the services' log tails."""
+
+    def described() -> str:
+        return f"{what() if callable(what) else what}\n{log_tails(services)}"
+
+    return await wait_for(condition, within=within, every=every, what=described)
 
 
 async def wait_for_rows(
@@ -654,7 +650,7 @@ class HealthWatch:
                 except httpx.HTTPError:
                     status = None
                 self.samples.append((time.monotonic(), status))
-                await asyncio.sleep(self.every)
+                await asyncio.sleep(self.every)  # a sampling interval, not a synchronisation
 
     def first(self, status: int, after: float) -> float | None:
         """When ``status`` was first seen after the monotonic time ``after``."""

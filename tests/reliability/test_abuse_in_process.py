@@ -24,8 +24,6 @@ from tests.conftest import INTERNAL_API_KEY
 from tests.reliability.conftest import AbuseRow, ReliabilityReport
 from tests.reliability.harness import connection
 
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
-
 N = 10  # classes, students and batches teacher A owns
 A, B = "teacher-a", "teacher-b"
 

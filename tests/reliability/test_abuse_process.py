@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.reliability.conftest import AbuseRow, Fleet, ReliabilityReport
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 MiB = 1024 * 1024
 TEACHER = {"X-User-ID": "teacher-hostile"}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
@@ -29,8 +28,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 
 async def test_poison_near_and_above_1_mb_is_dead_lettered_without_blocking_the_partition(

@@ -42,18 +42,18 @@ from tests.reliability.harness import (
 )
 from tests.service_process import service_env
 
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
-
 DATABASE = "class_management"
 
 
 @pytest.fixture
-async def own_postgres(local_infra_session: SessionInfra) -> AsyncIterator[PostgresServer]:
+async def own_postgres(
+    local_infra_session: SessionInfra, postgres_binaries: Path
+) -> AsyncIterator[PostgresServer]:
     """A PostgreSQL server for this test only, with one migrated database."""
     server = PostgresServer(
         local_infra_session.directory / f"postgres-kill-{uuid.uuid4().hex[:8]}",
         free_port(),
-        cache_dir=local_infra_session.root / "cache",
+        cache_dir=postgres_binaries,
     )
     await asyncio.to_thread(server.start)
     try:
@@ -70,18 +70,17 @@ async def own_postgres(local_infra_session: SessionInfra) -> AsyncIterator[Postg
         await asyncio.to_thread(server.stop)
 
 
-async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
+@pytest.fixture
+async def fleet(
     own_postgres: PostgresServer,
     redis_url: str,
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
     tmp_path: Path,
-    reliability_report: ReliabilityReport,
-) -> None:
-    database_url = own_postgres.url_for(DATABASE)
-    settings_default = await _server_setting(database_url, "synchronous_commit")
+) -> AsyncIterator[Fleet]:
+    """The conftest's fleet, on this test's own PostgreSQL."""
     env = service_env(
-        database_url=database_url,
+        database_url=own_postgres.url_for(DATABASE),
         redis_url=redis_url,
         kafka_bootstrap=kafka_bootstrap,
         port=0,
@@ -90,6 +89,20 @@ async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
         **FAST_SETTINGS,
     )
     fleet = Fleet(env, tmp_path)
+    try:
+        yield fleet
+    finally:
+        await fleet.kill_all()
+
+
+async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
+    own_postgres: PostgresServer,
+    fleet: Fleet,
+    kafka_bootstrap: str,
+    reliability_report: ReliabilityReport,
+) -> None:
+    database_url = own_postgres.url_for(DATABASE)
+    settings_default = await _server_setting(database_url, "synchronous_commit")
     try:
         rosters = await seed_rosters(database_url)
         stream = build_stream(rosters)

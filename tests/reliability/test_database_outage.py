@@ -14,8 +14,6 @@ import time
 import uuid
 from typing import Any
 
-import pytest
-
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
     StreamProducer,
@@ -29,8 +27,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 OUTAGE_SECONDS = 10.0
 
@@ -74,7 +70,7 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
                     await committed_offsets(kafka_bootstrap, group, topic)
                 ).items():
                     during_outage[partition] = max(during_outage.get(partition, -1), offset)
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(0.3)  # sampling the offsets for the outage's duration
             started_at = time.monotonic()  # the server process is launched again
             await asyncio.to_thread(postgres_server.start)
             rows_at_restart = await association_count(fault_database)

@@ -12,7 +12,6 @@ import time
 import uuid
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
@@ -27,8 +26,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 ESSAYS = 5_000
 DECISIONS_PER_REQUEST = 2_000  # the confirm route's limit

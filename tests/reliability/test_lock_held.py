@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Awaitable
 
 import httpx
-import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
@@ -30,8 +29,6 @@ from tests.reliability.harness import (
     seed_rosters,
     wait_for_rows,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 HOLD_SECONDS = 15.0
 CONFIRMS = 12  # more than the pool's 10 connections: some wait for the pool, some for the lock

@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import httpx
-import pytest
 
 from class_management_service.messaging import topics
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
@@ -29,8 +28,6 @@ from tests.reliability.harness import (
     seed_rosters,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 CLASSES = 8
 RENAMES = 30

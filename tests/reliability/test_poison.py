@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-import pytest
-
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
@@ -25,8 +23,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 
 async def test_poison_is_dead_lettered_with_its_reason_and_every_good_event_is_stored(

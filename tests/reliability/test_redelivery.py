@@ -11,7 +11,6 @@ import random
 import time
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
@@ -30,8 +29,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 # The whole table as one value: any insert, update or delete changes it.
 TABLE_DIGEST = """

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
@@ -25,8 +24,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 
 async def test_redis_down_for_the_whole_run_processing_continues_without_duplicates(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from redis.asyncio import Redis
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
@@ -27,8 +26,6 @@ from tests.reliability.harness import (
     wait_for_rows,
     wait_until,
 )
-
-pytestmark = [pytest.mark.reliability, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
 
 # What restoring a backup taken before the stream leaves of the stream's effects: nothing.
 RESTORE = (

@@ -3,16 +3,13 @@ after it comes back (the foundation's operational promise)."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.service.conftest import ServiceProcess
-
-pytestmark = [pytest.mark.service, pytest.mark.postgres, pytest.mark.redis, pytest.mark.kafka]
+from tests.waiting import wait_for
 
 
 async def _wait_for_health(
@@ -22,15 +19,20 @@ async def _wait_for_health(
     started = time.monotonic()
     body: dict[str, Any] = {}
     async with httpx.AsyncClient(base_url=service.base_url, timeout=5.0) as client:
-        while time.monotonic() - started < within:
+
+        async def answers() -> bool:
+            nonlocal body
             response = await client.get("/healthz")
             body = response.json()
-            if response.status_code == status:
-                return time.monotonic() - started, body
-            await asyncio.sleep(0.2)
-    raise AssertionError(
-        f"/healthz not {status} within {within}s; last body {body}\n{service.log_tail()}"
-    )
+            return response.status_code == status
+
+        answered_at = await wait_for(
+            answers,
+            within=within,
+            every=0.2,
+            what=lambda: f"/healthz {status}; last body {body}\n{service.log_tail()}",
+        )
+    return answered_at - started, body
 
 
 async def test_healthz_tracks_redis_and_broker_outages(

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,8 +18,7 @@ import pytest
 from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
 from tests.service_process import ServiceProcess, launch_service, service_env
-
-pytestmark = [pytest.mark.service, pytest.mark.postgres]
+from tests.waiting import wait_for
 
 MiB = 1024 * 1024
 HEAD_LIMIT = 256 * 1024  # the default max_request_head_bytes
@@ -166,12 +164,12 @@ async def test_connections_that_never_finish_their_head_are_closed_by_the_server
         assert await asyncio.wait_for(connections[-1][0].read(), WITHIN) == b""
 
         # Closed on the server's side too, while every client still holds its end open.
-        deadline = time.monotonic() + WITHIN
-        while _open_sockets(service.pid) > sockets_before:
-            assert time.monotonic() < deadline, (
-                f"{_open_sockets(service.pid) - sockets_before} connections still open"
-            )
-            await asyncio.sleep(0.1)
+        await wait_for(
+            lambda: _open_sockets(service.pid) <= sockets_before,
+            within=WITHIN,
+            every=0.1,
+            what=lambda: f"{_open_sockets(service.pid) - sockets_before} open connections to close",
+        )
     finally:
         for _, writer in connections:
             writer.close()

@@ -15,21 +15,18 @@ import asyncio
 import json
 import os
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from class_management_service import db
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import encode, envelope, essay, seed_roster
+from tests.factories import encode, envelope, essay, seed_roster
 from tests.service.conftest import ServiceProcess
-
-pytestmark = pytest.mark.service
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_CASES = 5_000
@@ -85,16 +82,18 @@ async def _seed_review_batch(service: ServiceProcess) -> None:
         await producer.send_and_wait(service.setting("author_matches_topic"), encode(body))
     finally:
         await producer.stop()
-    deadline = time.monotonic() + WITHIN
+    last = ""
     async with httpx.AsyncClient(base_url=service.base_url, timeout=5.0) as client:
-        while True:
+
+        async def ingested() -> bool:
+            nonlocal last
             response = await client.get(
                 f"/v1/batches/{REVIEW_BATCH}/student-associations", headers={"X-User-ID": TEACHER}
             )
-            if response.status_code == 200:
-                return
-            assert time.monotonic() < deadline, response.text
-            await asyncio.sleep(0.1)
+            last = response.text
+            return response.status_code == 200
+
+        await wait_for(ingested, within=WITHIN, every=0.1, what=lambda: f"the batch; {last}")
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -6,8 +6,6 @@ environment variables, on a fresh empty database that the run command migrates.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -17,25 +15,25 @@ from aiokafka import AIOKafkaProducer
 
 from class_management_service import db
 from class_management_service.settings import Settings
-from tests.integration.author_match_helpers import encode, envelope, essay, seed_roster
+from tests.factories import encode, envelope, essay, seed_roster
 from tests.service.conftest import ServiceProcess
-
-pytestmark = pytest.mark.service
+from tests.waiting import wait_for
 
 
 async def _get_association(
     client: httpx.AsyncClient, essay_id: uuid.UUID, headers: dict[str, str], within: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while True:
+    body: dict[str, Any] = {}
+
+    async def stored() -> bool:
+        nonlocal body
         response = await client.get(f"/internal/v1/associations/essay/{essay_id}", headers=headers)
-        if response.status_code == 200:
-            body: dict[str, Any] = response.json()
-            return body
-        assert response.status_code == 404, response.text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"essay {essay_id} not stored within {within}s")
-        await asyncio.sleep(0.1)
+        assert response.status_code in (200, 404), response.text
+        body = response.json()
+        return response.status_code == 200
+
+    await wait_for(stored, within=within, every=0.1, what=f"essay {essay_id} to be stored")
+    return body
 
 
 async def test_event_in_kafka_is_served_over_http_and_sigterm_stops_cleanly(

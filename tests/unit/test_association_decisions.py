@@ -23,8 +23,6 @@ from class_management_service.associations.decisions import (
 from class_management_service.associations.domain import AssociationStatus as S
 from class_management_service.associations.domain import ValidationMethod as M
 
-pytestmark = pytest.mark.unit
-
 ESSAY = uuid.uuid4()
 SUGGESTED = uuid.uuid4()
 OTHER = uuid.uuid4()

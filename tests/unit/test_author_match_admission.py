@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from class_management_service.associations.admission import BatchState, Candidate, admit
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.selection import PlannedAssociation
-
-pytestmark = pytest.mark.unit
 
 CLASS_A, CLASS_B = uuid.UUID(int=1), uuid.UUID(int=2)
 BATCH_1, BATCH_2 = uuid.UUID(int=11), uuid.UUID(int=12)

@@ -13,8 +13,6 @@ from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.batch import PoisonMessage
 
-pytestmark = pytest.mark.unit
-
 
 def platform_event(**data_overrides: Any) -> dict[str, Any]:
     """An envelope shaped exactly like the NLP service publishes it."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pytest
-
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
@@ -16,8 +14,6 @@ from class_management_service.associations.selection import (
     best_suggestion,
     plan_associations,
 )
-
-pytestmark = pytest.mark.unit
 
 # Ordered ids, so "lowest student id" is easy to state.
 S1 = uuid.UUID(int=1)

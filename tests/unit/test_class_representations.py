@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from class_management_service.classes.queries import owned_classes
 from class_management_service.classes.schemas import ClassResponse
-
-pytestmark = pytest.mark.unit
 
 
 def test_the_rendered_select_has_the_response_fields_in_order() -> None:

@@ -21,8 +21,6 @@ from tests.consumer_loop_cases import (
 )
 from tests.fakes.broker import FakeBroker, FakeDeadLetters
 
-pytestmark = pytest.mark.unit
-
 TOPIC = "events"
 
 

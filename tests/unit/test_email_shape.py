@@ -1,13 +1,11 @@
 """The e-mail rule is the OpenAPI pattern's, applied to the address as typed; the stored form
-is its normalised key (tests/integration/test_email_normalisation.py holds that to the database)."""
+is its normalised key (tests/postgres/students/test_constraints.py holds that to the database)."""
 
 from __future__ import annotations
 
 import pytest
 
 from class_management_service.students.schemas import email_key, normalize_email
-
-pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,12 @@ import asyncio
 import pytest
 
 from class_management_service.db import FairQueue
+from tests.waiting import wait_for
 
-pytestmark = pytest.mark.unit
+
+def _waiting(queue: FairQueue[str]) -> int:
+    """How many gets the queue holds (its own record; no public view of it)."""
+    return len(queue._getters)
 
 
 async def test_a_returned_item_goes_to_the_longest_waiter_not_to_a_newcomer() -> None:
@@ -21,7 +25,7 @@ async def test_a_returned_item_goes_to_the_longest_waiter_not_to_a_newcomer() ->
         queue.put_nowait(item)  # done with it at once
 
     waiters = [asyncio.create_task(take(f"waiter-{n}")) for n in range(3)]
-    await asyncio.sleep(0)  # all three are waiting now
+    await wait_for(lambda: _waiting(queue) == 3, every=0, what="three waiters")
     queue.put_nowait("connection")
     # A newcomer arriving while others wait queues behind them.
     newcomer = asyncio.create_task(take("newcomer"))
@@ -33,7 +37,7 @@ async def test_an_item_handed_to_a_waiter_that_was_cancelled_goes_to_the_next() 
     queue: FairQueue[str] = FairQueue(maxsize=1, lifo=False)
     first = asyncio.create_task(queue.get())
     second = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await wait_for(lambda: _waiting(queue) == 2, every=0, what="two waiters")
     queue.put_nowait("connection")  # resolves first's future...
     first.cancel()  # ...which is cancelled (e.g. a timeout) before it runs
     with pytest.raises(asyncio.CancelledError):

@@ -6,8 +6,6 @@ import pytest
 
 from class_management_service.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 SERVICE_KEY = "CLASS_MANAGEMENT_SERVICE_INTERNAL_API_KEY"
 SHARED_KEY = "HULEEDU_INTERNAL_API_KEY"
 ROSTER_SETTING = "CLASS_MANAGEMENT_SERVICE_ROSTER_UNAUTHENTICATED_ACCESS"

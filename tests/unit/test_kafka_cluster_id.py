@@ -5,11 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 
-import pytest
-
 from local_infra.kafka import new_cluster_id
-
-pytestmark = pytest.mark.unit
 
 
 def _decodes_to_16_bytes(cluster_id: str) -> bool:

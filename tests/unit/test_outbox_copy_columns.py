@@ -3,12 +3,8 @@ they are ``outbox_events`` columns and that the rest have defaults (no database 
 
 from __future__ import annotations
 
-import pytest
-
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.outbox.writer import OutboxCopyRecord
-
-pytestmark = pytest.mark.unit
 
 
 def test_every_copied_field_is_an_outbox_column() -> None:

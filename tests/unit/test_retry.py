@@ -8,8 +8,6 @@ import pytest
 
 from class_management_service.retry import backoff_seconds
 
-pytestmark = pytest.mark.unit
-
 
 @pytest.mark.parametrize(("attempt", "ceiling"), [(0, 0.5), (1, 0.5), (2, 1.0), (3, 2.0), (9, 8.0)])
 def test_delay_stays_under_the_capped_exponential(attempt: int, ceiling: float) -> None:

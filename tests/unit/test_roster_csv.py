@@ -10,8 +10,6 @@ from class_management_service.errors import MalformedRequest, PayloadTooLarge, V
 from class_management_service.students.import_plan import ExistingStudent, plan_import
 from class_management_service.students.importer import RosterRow, parse_roster
 
-pytestmark = pytest.mark.unit
-
 
 def _existing(
     first: str = "Anna",

@@ -13,8 +13,6 @@ from class_management_service.messaging.envelope import (
 from class_management_service.observability.context import parse_correlation_id
 from class_management_service.settings import Settings
 
-pytestmark = pytest.mark.unit
-
 
 def test_settings_read_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLASS_MANAGEMENT_SERVICE_PORT", "6001")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-import pytest
 from pydantic import BaseModel
 
 from class_management_service.messaging import topics
@@ -31,8 +30,6 @@ from class_management_service.students.schemas import (
     StudentUpdate,
     StudentUpdatedV1,
 )
-
-pytestmark = pytest.mark.unit
 
 _COLUMNS = set(Student.__table__.c.keys())
 

@@ -2,11 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from class_management_service.workers.supervisor import Supervisor
-
-pytestmark = pytest.mark.unit
+from tests.waiting import wait_for
 
 
 class FlakyWorker:
@@ -52,8 +49,10 @@ async def test_crashed_worker_is_restarted_and_reported() -> None:
 async def test_worker_that_returns_counts_as_crashed() -> None:
     supervisor = Supervisor([ReturningWorker()])
     supervisor.start()
-    await asyncio.sleep(0)  # let the worker run once
-    await asyncio.sleep(0)
-    assert "returns" in supervisor.unhealthy()
+    await wait_for(
+        lambda: "must run until" in supervisor.unhealthy().get("returns", ""),
+        every=0,
+        what="the crash to be recorded",
+    )
     assert "must run until cancelled" in supervisor.unhealthy()["returns"]
     await supervisor.stop()

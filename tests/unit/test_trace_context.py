@@ -16,9 +16,7 @@ from class_management_service.observability.context import (
     current_trace_id,
 )
 from class_management_service.observability.logging import JsonFormatter
-from tests.integration.author_match_helpers import encode, envelope, essay
-
-pytestmark = pytest.mark.unit
+from tests.factories import encode, envelope, essay
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

@@ -18,8 +18,6 @@ from class_management_service.messaging.ledger import ProcessedEvent
 from class_management_service.messaging.ledger_handler import LedgerHandler
 from tests.fakes.broker import FakeRecord
 
-pytestmark = pytest.mark.postgres
-
 TOPIC = "scores"
 
 

@@ -1,0 +1,39 @@
+"""The one way a test waits: poll an observable condition, a bounded number of times.
+
+A fixed sleep either wastes time or, on a busy machine, is too short; a condition polled until a
+deadline is as fast as the system and fails with what it waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+
+Condition = Callable[[], Awaitable[bool]] | Callable[[], bool]
+
+
+async def wait_for(
+    condition: Condition,
+    *,
+    within: float = 30.0,
+    every: float = 0.05,
+    what: str | Callable[[], str] = "the condition",
+) -> float:
+    """Poll ``condition`` (sync or async) until it holds; returns the monotonic time it did.
+
+    Raises ``AssertionError`` naming ``what`` (a string, or a callable for a message built
+    from the last state) when it still does not hold after ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return time.monotonic()
+        if time.monotonic() > deadline:
+            described = what() if callable(what) else what
+            raise AssertionError(f"timed out after {within:g}s waiting for {described}")
+        await asyncio.sleep(every)
