@@ -30,12 +30,12 @@ from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox import claims
-from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
-from tests.waiting import wait_for
+from tests.kafka.topics import make_relay
+from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -60,21 +60,6 @@ async def producer(settings: Settings) -> AsyncIterator[SharedProducer]:
 @pytest.fixture
 def topic(unique_name: Callable[[str], str]) -> str:
     return unique_name("test.outbox")
-
-
-def make_relay(
-    session_factory: SessionFactory,
-    producer: SharedProducer,
-    settings: Settings,
-    *,
-    registry: CollectorRegistry | None = None,
-) -> OutboxRelay:
-    return OutboxRelay(
-        session_factory=session_factory,
-        producer=producer,
-        settings=settings,
-        metrics=OutboxMetrics(registry or CollectorRegistry()),
-    )
 
 
 async def add_events(
@@ -429,11 +414,7 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
         # The teacher's notifications (one aggregate, so one after the other) follow.
         await wait_until_published(session_factory)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         for producer in producers:
             await producer.stop()
 

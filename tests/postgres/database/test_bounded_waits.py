@@ -32,7 +32,7 @@ from class_management_service.outbox.relay import OutboxRelay, connect_listener
 from class_management_service.settings import Settings
 from tests.factories import seed_batch
 from tests.http_helpers import assert_error, create_class, teacher
-from tests.waiting import wait_for
+from tests.waiting import cancel_and_wait, wait_for
 
 T = TypeVar("T")
 MakeSettings = Callable[..., Settings]
@@ -292,8 +292,4 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
 
         await _poll(both_recovered, "both workers passing again after the lock was released")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
