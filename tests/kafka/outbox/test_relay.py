@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
-from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import SchoolClass
 from class_management_service.courses.domain import CourseCode
@@ -35,6 +34,7 @@ from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 from tests.kafka.topics import make_relay
+from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
 from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -392,14 +392,7 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
             )
             for producer in producers
         ),
-        *(
-            TimeoutMonitor(
-                session_factory=session_factory,
-                settings=tuned,
-                metrics=TimeoutMetrics(CollectorRegistry()),
-            )
-            for _ in range(2)
-        ),
+        *(timeout_monitor(session_factory, tuned) for _ in range(2)),
     ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
