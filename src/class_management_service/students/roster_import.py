@@ -114,6 +114,16 @@ async def _write_students(
     )
 
 
+# The student columns of an ExistingStudent (its ``in_class`` is computed per query).
+_EXISTING_STUDENT = (
+    Student.id,
+    Student.first_name,
+    Student.last_name,
+    Student.legal_full_name,
+    Student.email,
+)
+
+
 async def _students_by_email(
     session: AsyncSession, teacher_id: str, class_id: uuid.UUID, emails: Sequence[str]
 ) -> dict[str, ExistingStudent]:
@@ -123,15 +133,7 @@ async def _students_by_email(
         ClassMembership.class_id == class_id, ClassMembership.student_id == Student.id
     )
     rows = await session.execute(
-        select(
-            Student.id,
-            Student.first_name,
-            Student.last_name,
-            Student.legal_full_name,
-            Student.email,
-            in_class.label("in_class"),
-            Student.email_key,
-        ).where(
+        select(*_EXISTING_STUDENT, in_class.label("in_class"), Student.email_key).where(
             Student.created_by_user_id == teacher_id,
             # The roster's e-mails are in key form already (normalize_email). One array
             # parameter, not one bind per e-mail (PostgreSQL caps binds at 32767).
@@ -155,14 +157,7 @@ async def _class_members(
     session: AsyncSession, teacher_id: str, class_id: uuid.UUID
 ) -> list[ExistingStudent]:
     rows = await session.execute(
-        select(
-            Student.id,
-            Student.first_name,
-            Student.last_name,
-            Student.legal_full_name,
-            Student.email,
-            sql_literal(True).label("in_class"),
-        )
+        select(*_EXISTING_STUDENT, sql_literal(True).label("in_class"))
         .join(ClassMembership, ClassMembership.student_id == Student.id)
         .where(ClassMembership.class_id == class_id, Student.created_by_user_id == teacher_id)
     )
