@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,20 @@ class Published:
     key: str
     headers: dict[str, str]
     envelope: dict[str, Any]
+
+
+def consumer_settings(
+    make_settings: Callable[..., Settings], unique_name: Callable[[str], str], **overrides: Any
+) -> Settings:
+    """Settings whose author-match consumer reads this test's own topic, dead-letters to its own
+    topic and joins its own group, fetching every 100 ms."""
+    return make_settings(
+        author_matches_topic=unique_name("author-matches"),
+        dead_letter_topic=unique_name("author-matches-dlq"),
+        consumer_group_id=unique_name("cms"),
+        consumer_fetch_timeout_ms=100,
+        **overrides,
+    )
 
 
 def make_relay(
