@@ -40,7 +40,7 @@ from class_management_service.students.schemas import (
     StudentUpdatedV1,
 )
 from class_management_service.students.service import AGGREGATE_TYPE, UNIQUE_VIOLATION, sqlstate
-from class_management_service.unit_of_work import UnitOfWork
+from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
 
 
 async def import_roster(
@@ -57,13 +57,13 @@ async def import_roster(
     # FOR NO KEY UPDATE serializes imports into the same class (two concurrent imports could
     # otherwise both create the same e-mail-less student), yet lets memberships of other
     # requests reference the class meanwhile.
-    locked = await session.scalar(
-        select(SchoolClass.id)
-        .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)
-        .with_for_update(key_share=True)
+    await lock_for_no_key_update(
+        session,
+        select(SchoolClass.id).where(
+            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
+        ),
+        lambda: class_not_found(class_id),
     )
-    if locked is None:
-        raise class_not_found(class_id)
 
     emails = [row.email for row in roster.rows if row.email is not None]
     by_email = await _students_by_email(session, teacher_id, class_id, emails)
