@@ -26,13 +26,13 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from class_management_service import db
-from class_management_service.bootstrap import build_app
 from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from class_management_service.settings import Settings
 from local_infra.external import external_from_env
 from local_infra.install import ensure_installed
 from local_infra.session import SessionInfra
+from tests.http_helpers import app_client
 
 pytest_plugins = ["local_infra.pytest_plugin"]
 
@@ -240,11 +240,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
 @pytest.fixture
 async def api_client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP API in-process over the test database, with no background workers."""
-    app = build_app(make_settings())
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+    async with app_client(make_settings()) as client:
         yield client
-    await app.state.container.close()
 
 
 @pytest.fixture

@@ -7,9 +7,11 @@ deadline is as fast as the system and fails with what it waited for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 Condition = Callable[[], Awaitable[bool]] | Callable[[], bool]
 
@@ -37,3 +39,13 @@ async def wait_for(
             described = what() if callable(what) else what
             raise AssertionError(f"timed out after {within:g}s waiting for {described}")
         await asyncio.sleep(every)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel every task, then wait until each has ended (its cancellation swallowed)."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

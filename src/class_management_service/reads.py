@@ -195,6 +195,17 @@ class ReadOnlyDatabase:
                     connection.terminate()
 
 
+async def fetch_rendered(
+    db: ReadOnlyDatabase, query: RawQuery, missing: Callable[[], Exception], **values: Any
+) -> str:
+    """The one JSON text ``query`` renders for ``values``; raises ``missing()`` when no row."""
+    async with db.connection() as connection:
+        rendered: str | None = await query.fetchval(connection, **values)
+    if rendered is None:
+        raise missing()
+    return rendered
+
+
 async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection in the session's transaction, to run a :class:`RawQuery` that
     must see the transaction's own uncommitted changes."""

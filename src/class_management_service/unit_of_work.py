@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+T = TypeVar("T")
 
 
 class UnitOfWork:
@@ -44,3 +48,15 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+
+
+async def lock_for_no_key_update(
+    session: AsyncSession, statement: Select[T], missing: Callable[[], Exception]
+) -> T:
+    """The row ``statement`` selects, locked FOR NO KEY UPDATE until the transaction ends
+    (updates of it queue up; foreign-key checks referencing it are not blocked); raises
+    ``missing()`` when there is none."""
+    found = await session.scalar(statement.with_for_update(key_share=True))
+    if found is None:
+        raise missing()
+    return found

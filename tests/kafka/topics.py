@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.relay import OutboxRelay
+from class_management_service.outbox.sending import ProducerSource
 from class_management_service.settings import Settings
 
 # A browser-style W3C trace context, as the API gateway or another service would send it.
@@ -31,17 +33,42 @@ class Published:
     envelope: dict[str, Any]
 
 
+def consumer_settings(
+    make_settings: Callable[..., Settings], unique_name: Callable[[str], str], **overrides: Any
+) -> Settings:
+    """Settings whose author-match consumer reads this test's own topic, dead-letters to its own
+    topic and joins its own group, fetching every 100 ms."""
+    return make_settings(
+        author_matches_topic=unique_name("author-matches"),
+        dead_letter_topic=unique_name("author-matches-dlq"),
+        consumer_group_id=unique_name("cms"),
+        consumer_fetch_timeout_ms=100,
+        **overrides,
+    )
+
+
+def make_relay(
+    session_factory: async_sessionmaker[AsyncSession],
+    producer: ProducerSource,
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+) -> OutboxRelay:
+    """A relay with its own metrics (in ``registry``, else a throwaway one)."""
+    return OutboxRelay(
+        session_factory=session_factory,
+        producer=producer,
+        settings=settings,
+        metrics=OutboxMetrics(registry or CollectorRegistry()),
+    )
+
+
 async def relay_outbox(
     session_factory: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
     """Publish every pending outbox row of this test's database (acknowledged by Kafka)."""
     producer = SharedProducer(settings)
-    relay = OutboxRelay(
-        session_factory=session_factory,
-        producer=producer,
-        settings=settings,
-        metrics=OutboxMetrics(CollectorRegistry()),
-    )
+    relay = make_relay(session_factory, producer, settings)
     try:
         for _ in range(100):
             result = await relay.run_once()

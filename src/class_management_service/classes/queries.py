@@ -28,6 +28,7 @@ from class_management_service.http.pagination import (
 from class_management_service.reads import (
     RawQuery,
     ReadOnlyDatabase,
+    fetch_rendered,
     json_rows,
     response_columns,
 )
@@ -84,13 +85,9 @@ def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> RawQuery:
 
 async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
     """The class as :class:`ClassResponse` JSON."""
-    async with db.connection() as connection:
-        rendered: str | None = await _CLASS.fetchval(
-            connection, teacher_id=teacher_id, class_id=class_id
-        )
-    if rendered is None:
-        raise class_not_found(class_id)
-    return rendered
+    return await fetch_rendered(
+        db, _CLASS, lambda: class_not_found(class_id), teacher_id=teacher_id, class_id=class_id
+    )
 
 
 async def list_classes(

@@ -28,7 +28,7 @@ from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import add_outbox_event
-from class_management_service.unit_of_work import UnitOfWork
+from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
 
 AGGREGATE_TYPE = "class"
 
@@ -70,13 +70,13 @@ async def update_class(
     session = uow.session
     # FOR NO KEY UPDATE: serializes updates of this class without blocking the foreign-key
     # checks of concurrent membership inserts (the key never changes).
-    school_class = await session.scalar(
-        select(SchoolClass)
-        .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)
-        .with_for_update(key_share=True)
+    school_class = await lock_for_no_key_update(
+        session,
+        select(SchoolClass).where(
+            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
+        ),
+        lambda: class_not_found(class_id),
     )
-    if school_class is None:
-        raise class_not_found(class_id)
 
     new_name = request.name if request.name not in (None, school_class.name) else None
     new_code = request.course_codes[0] if request.course_codes else None

@@ -82,6 +82,29 @@ class TimeoutProcessedPayload(BaseModel):
     message: str
 
 
+def _class_notification(
+    *,
+    teacher_id: str,
+    notification_type: str,
+    priority: NotificationPriority,
+    payload: BaseModel,
+    class_id: uuid.UUID,
+    correlation_id: uuid.UUID,
+    now: datetime,
+) -> TeacherNotificationRequestedV1:
+    """A class-management notification about one class, ``payload`` its body."""
+    return TeacherNotificationRequestedV1(
+        teacher_id=teacher_id,
+        notification_type=notification_type,
+        category=NotificationCategory.CLASS_MANAGEMENT,
+        priority=priority,
+        payload=payload.model_dump(mode="json"),
+        correlation_id=str(correlation_id),
+        class_id=str(class_id),
+        timestamp=now,
+    )
+
+
 def class_created(
     *,
     teacher_id: str,
@@ -91,10 +114,9 @@ def class_created(
     correlation_id: uuid.UUID,
     now: datetime,
 ) -> TeacherNotificationRequestedV1:
-    return TeacherNotificationRequestedV1(
+    return _class_notification(
         teacher_id=teacher_id,
         notification_type=CLASS_CREATED,
-        category=NotificationCategory.CLASS_MANAGEMENT,
         priority=NotificationPriority.STANDARD,
         payload=ClassCreatedPayload(
             class_id=str(class_id),
@@ -103,10 +125,10 @@ def class_created(
             course_codes=list(course_codes),
             teacher_id=teacher_id,
             message=f"Class '{class_name}' created successfully",
-        ).model_dump(mode="json"),
-        correlation_id=str(correlation_id),
-        class_id=str(class_id),
-        timestamp=now,
+        ),
+        class_id=class_id,
+        correlation_id=correlation_id,
+        now=now,
     )
 
 
@@ -122,10 +144,9 @@ def student_added_to_class(
     now: datetime,
 ) -> TeacherNotificationRequestedV1:
     student_name = f"{first_name} {last_name}"
-    return TeacherNotificationRequestedV1(
+    return _class_notification(
         teacher_id=teacher_id,
         notification_type=STUDENT_ADDED_TO_CLASS,
-        category=NotificationCategory.CLASS_MANAGEMENT,
         priority=NotificationPriority.LOW,
         payload=StudentAddedPayload(
             student_id=str(student_id),
@@ -133,10 +154,10 @@ def student_added_to_class(
             class_id=str(class_id),
             class_designation=class_name,
             message=f"Student '{student_name}' added to class '{class_name}'",
-        ).model_dump(mode="json"),
-        correlation_id=str(correlation_id),
-        class_id=str(class_id),
-        timestamp=now,
+        ),
+        class_id=class_id,
+        correlation_id=correlation_id,
+        now=now,
     )
 
 
@@ -151,10 +172,9 @@ def students_imported_to_class(
 ) -> TeacherNotificationRequestedV1:
     """One ``student_added_to_class`` for a whole roster import (not one per row): no single
     student, so ``student_id``/``student_name`` are null and ``students_added`` counts them."""
-    return TeacherNotificationRequestedV1(
+    return _class_notification(
         teacher_id=teacher_id,
         notification_type=STUDENT_ADDED_TO_CLASS,
-        category=NotificationCategory.CLASS_MANAGEMENT,
         priority=NotificationPriority.LOW,
         payload=StudentsImportedPayload(
             students_added=students_added,
@@ -164,10 +184,10 @@ def students_imported_to_class(
                 f"{students_added} student{'' if students_added == 1 else 's'} added to class "
                 f"'{class_name}' by roster import"
             ),
-        ).model_dump(mode="json"),
-        correlation_id=str(correlation_id),
-        class_id=str(class_id),
-        timestamp=now,
+        ),
+        class_id=class_id,
+        correlation_id=correlation_id,
+        now=now,
     )
 
 

@@ -40,6 +40,7 @@ from class_management_service.http.pagination import (
 from class_management_service.reads import (
     RawQuery,
     ReadOnlyDatabase,
+    fetch_rendered,
     json_rows,
     response_columns,
 )
@@ -137,13 +138,13 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
 
 async def get_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID) -> str:
     """The student as :class:`StudentResponse` JSON."""
-    async with db.connection() as connection:
-        rendered: str | None = await _STUDENT.fetchval(
-            connection, teacher_id=teacher_id, student_id=student_id
-        )
-    if rendered is None:
-        raise student_not_found(student_id)
-    return rendered
+    return await fetch_rendered(
+        db,
+        _STUDENT,
+        lambda: student_not_found(student_id),
+        teacher_id=teacher_id,
+        student_id=student_id,
+    )
 
 
 async def list_students(

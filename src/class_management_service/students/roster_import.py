@@ -40,7 +40,7 @@ from class_management_service.students.schemas import (
     StudentUpdatedV1,
 )
 from class_management_service.students.service import AGGREGATE_TYPE, UNIQUE_VIOLATION, sqlstate
-from class_management_service.unit_of_work import UnitOfWork
+from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
 
 
 async def import_roster(
@@ -57,13 +57,13 @@ async def import_roster(
     # FOR NO KEY UPDATE serializes imports into the same class (two concurrent imports could
     # otherwise both create the same e-mail-less student), yet lets memberships of other
     # requests reference the class meanwhile.
-    locked = await session.scalar(
-        select(SchoolClass.id)
-        .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)
-        .with_for_update(key_share=True)
+    await lock_for_no_key_update(
+        session,
+        select(SchoolClass.id).where(
+            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
+        ),
+        lambda: class_not_found(class_id),
     )
-    if locked is None:
-        raise class_not_found(class_id)
 
     emails = [row.email for row in roster.rows if row.email is not None]
     by_email = await _students_by_email(session, teacher_id, class_id, emails)
@@ -114,6 +114,16 @@ async def _write_students(
     )
 
 
+# The student columns of an ExistingStudent (its ``in_class`` is computed per query).
+_EXISTING_STUDENT = (
+    Student.id,
+    Student.first_name,
+    Student.last_name,
+    Student.legal_full_name,
+    Student.email,
+)
+
+
 async def _students_by_email(
     session: AsyncSession, teacher_id: str, class_id: uuid.UUID, emails: Sequence[str]
 ) -> dict[str, ExistingStudent]:
@@ -123,15 +133,7 @@ async def _students_by_email(
         ClassMembership.class_id == class_id, ClassMembership.student_id == Student.id
     )
     rows = await session.execute(
-        select(
-            Student.id,
-            Student.first_name,
-            Student.last_name,
-            Student.legal_full_name,
-            Student.email,
-            in_class.label("in_class"),
-            Student.email_key,
-        ).where(
+        select(*_EXISTING_STUDENT, in_class.label("in_class"), Student.email_key).where(
             Student.created_by_user_id == teacher_id,
             # The roster's e-mails are in key form already (normalize_email). One array
             # parameter, not one bind per e-mail (PostgreSQL caps binds at 32767).
@@ -155,14 +157,7 @@ async def _class_members(
     session: AsyncSession, teacher_id: str, class_id: uuid.UUID
 ) -> list[ExistingStudent]:
     rows = await session.execute(
-        select(
-            Student.id,
-            Student.first_name,
-            Student.last_name,
-            Student.legal_full_name,
-            Student.email,
-            sql_literal(True).label("in_class"),
-        )
+        select(*_EXISTING_STUDENT, sql_literal(True).label("in_class"))
         .join(ClassMembership, ClassMembership.student_id == Student.id)
         .where(ClassMembership.class_id == class_id, Student.created_by_user_id == teacher_id)
     )

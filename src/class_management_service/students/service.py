@@ -33,7 +33,7 @@ from class_management_service.students.schemas import (
     StudentUpdate,
     StudentUpdatedV1,
 )
-from class_management_service.unit_of_work import UnitOfWork
+from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
 
 AGGREGATE_TYPE = "student"
 
@@ -123,13 +123,11 @@ async def update_student(
         raise ValidationFailed("A class cannot be both added and removed.", {"class_ids": both})
     # FOR NO KEY UPDATE: concurrent updates of this student queue up, while memberships
     # referencing it (foreign-key checks) are not blocked.
-    student = await session.scalar(
-        select(Student)
-        .where(Student.id == student_id, Student.created_by_user_id == teacher_id)
-        .with_for_update(key_share=True)
+    student = await lock_for_no_key_update(
+        session,
+        select(Student).where(Student.id == student_id, Student.created_by_user_id == teacher_id),
+        lambda: student_not_found(student_id),
     )
-    if student is None:
-        raise student_not_found(student_id)
     await ensure_owned_classes(session, teacher_id, add_ids, lock=True)
 
     event = StudentUpdatedV1(

@@ -18,6 +18,7 @@ from tests.factories import associations, essay, event, ingest, seed_roster
 from tests.kafka.topics import (
     TRACEPARENT,
     TRACESTATE,
+    Published,
     read_topic,
     relay_outbox,
 )
@@ -39,6 +40,14 @@ def harness_headers(teacher: str, correlation_id: str) -> dict[str, str]:
         "Content-Type": "application/json",
         "X-Correlation-ID": correlation_id,
     }
+
+
+async def confirmations_of(
+    session_factory: SessionFactory, settings: Settings, bootstrap: str, batch_id: uuid.UUID
+) -> list[Published]:
+    """Relay the outbox, then every StudentAssociationsConfirmedV1 keyed by ``batch_id``."""
+    await relay_outbox(session_factory, settings)
+    return await read_topic(bootstrap, topics.STUDENT_ASSOCIATIONS_CONFIRMED, key=str(batch_id))
 
 
 async def stored_batch(
@@ -125,9 +134,8 @@ async def test_harness_confirm_as_listed_finalizes_and_publishes_with_its_correl
     assert decided[str(e3)]["status"] == "rejected"  # decided: no student
     assert decided[str(e3)]["student_id"] is None
 
-    await relay_outbox(session_factory, kafka_settings)
-    (published,) = await read_topic(
-        kafka_bootstrap, topics.STUDENT_ASSOCIATIONS_CONFIRMED, key=str(batch_id)
+    (published,) = await confirmations_of(
+        session_factory, kafka_settings, kafka_bootstrap, batch_id
     )
     envelope = published.envelope
     assert envelope["correlation_id"] == correlation_id
@@ -152,14 +160,8 @@ async def test_harness_confirm_as_listed_finalizes_and_publishes_with_its_correl
     )
     assert again.status_code == 200, again.text
     assert again.json()["changed"] == 0
-    await relay_outbox(session_factory, kafka_settings)
     assert (
-        len(
-            await read_topic(
-                kafka_bootstrap, topics.STUDENT_ASSOCIATIONS_CONFIRMED, key=str(batch_id)
-            )
-        )
-        == 1
+        len(await confirmations_of(session_factory, kafka_settings, kafka_bootstrap, batch_id)) == 1
     )
 
 
@@ -190,9 +192,8 @@ async def test_the_request_trace_context_continues_on_the_published_event(
     assert confirm.status_code == 200, confirm.text
     assert confirm.json()["associations_rejected"] == 3
 
-    await relay_outbox(session_factory, kafka_settings)
-    (published,) = await read_topic(
-        kafka_bootstrap, topics.STUDENT_ASSOCIATIONS_CONFIRMED, key=str(batch_id)
+    (published,) = await confirmations_of(
+        session_factory, kafka_settings, kafka_bootstrap, batch_id
     )
     # Where the platform's consumers read it back: envelope.metadata (and the Kafka header).
     assert published.envelope["metadata"]["traceparent"] == TRACEPARENT
@@ -213,9 +214,8 @@ async def test_the_request_trace_context_continues_on_the_published_event(
         headers=harness_headers(teacher, str(uuid.uuid4())),
     )
     assert plain.status_code == 200, plain.text
-    await relay_outbox(session_factory, kafka_settings)
-    (untraced,) = await read_topic(
-        kafka_bootstrap, topics.STUDENT_ASSOCIATIONS_CONFIRMED, key=str(plain_batch)
+    (untraced,) = await confirmations_of(
+        session_factory, kafka_settings, kafka_bootstrap, plain_batch
     )
     assert "traceparent" not in untraced.envelope["metadata"]
     assert "traceparent" not in untraced.headers

@@ -53,6 +53,7 @@ from tests.factories import (
     processed_event_ids,
     seed_roster,
 )
+from tests.kafka.topics import consumer_settings
 from tests.waiting import wait_for
 
 
@@ -163,13 +164,11 @@ async def harness(
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
 ) -> AsyncIterator[Harness]:
-    settings = make_settings(
+    settings = consumer_settings(
+        make_settings,
+        unique_name,
         redis_url=redis_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        author_matches_topic=unique_name("author-matches"),
-        dead_letter_topic=unique_name("author-matches-dlq"),
-        consumer_group_id=unique_name("cms"),
-        consumer_fetch_timeout_ms=100,
         consumer_session_timeout_ms=6000,
         consumer_heartbeat_interval_ms=500,
     )

@@ -10,16 +10,14 @@ from collections.abc import Callable
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
-from class_management_service.outbox.metrics import OutboxMetrics
-from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.settings import Settings
 from tests.factories import TEACHER, essay, event, ingest, seed_roster
+from tests.kafka.topics import make_relay
 
 ESSAYS = 5_000
 
@@ -58,12 +56,7 @@ async def test_the_confirmation_of_a_5000_essay_batch_is_published(
     settings = make_settings(kafka_bootstrap_servers=kafka_bootstrap)
     producer = SharedProducer(settings)
     try:
-        relay = OutboxRelay(
-            session_factory=session_factory,
-            producer=producer,
-            settings=settings,
-            metrics=OutboxMetrics(CollectorRegistry()),
-        )
+        relay = make_relay(session_factory, producer, settings)
         outcome = await relay.run_once()
     finally:
         await producer.stop()

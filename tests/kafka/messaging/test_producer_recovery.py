@@ -15,15 +15,13 @@ from collections.abc import Callable
 
 import pytest
 from aiokafka.errors import OutOfOrderSequenceNumber
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.messaging.producer import SharedProducer
-from class_management_service.outbox.metrics import OutboxMetrics
-from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 from tests.kafka.outbox.test_relay import consume
+from tests.kafka.topics import make_relay
 
 
 async def _stop_sender_as_the_broker_would(producer: object) -> None:
@@ -69,12 +67,7 @@ async def test_the_relay_publishes_again_after_the_producers_sender_died(
                 correlation_id=uuid.uuid4(),
             ).event_id
             await session.commit()
-        relay = OutboxRelay(
-            session_factory=session_factory,
-            producer=shared,
-            settings=settings,
-            metrics=OutboxMetrics(CollectorRegistry()),
-        )
+        relay = make_relay(session_factory, shared, settings)
         result = await relay.run_once()
         assert (result.published, result.failed) == (1, 0), result.errors
         assert await shared.get() is not dead

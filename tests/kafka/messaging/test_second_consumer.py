@@ -32,6 +32,7 @@ from tests.factories import (
     essay,
     seed_roster,
 )
+from tests.kafka.topics import consumer_settings
 
 # -- the recipe: payload model, decoder, store --------------------------------------------------
 
@@ -85,13 +86,11 @@ async def test_a_second_consumer_runs_beside_the_author_match_consumer(
     kafka_bootstrap: str,
     unique_name: Callable[[str], str],
 ) -> None:
-    settings = make_settings(
+    settings = consumer_settings(
+        make_settings,
+        unique_name,
         redis_url=redis_url,
         kafka_bootstrap_servers=kafka_bootstrap,
-        author_matches_topic=unique_name("author-matches"),
-        dead_letter_topic=unique_name("author-matches-dlq"),
-        consumer_group_id=unique_name("cms"),
-        consumer_fetch_timeout_ms=100,
         run_consumer=True,
     )
     notes = settings.consumer(

@@ -10,17 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.events import decode_author_match_event
 from class_management_service.associations.ingestion import AuthorMatchIngestion
-from class_management_service.associations.timeout_metrics import TimeoutMetrics
-from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.messaging import topics
 from class_management_service.notifications.schemas import TeacherNotificationRequestedV1
 from class_management_service.settings import Settings
-from tests.factories import encode, envelope, essay, ingest, seed_roster
+from tests.factories import Roster, encode, envelope, essay, event, ingest, seed_roster
 from tests.kafka.topics import (
     TRACEPARENT,
     TRACESTATE,
@@ -29,6 +26,7 @@ from tests.kafka.topics import (
     relay_outbox,
 )
 from tests.postgres.associations.test_timeout_monitor import age_rows
+from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -78,6 +76,14 @@ def _checked(message: Published, teacher: str) -> dict[str, Any]:
     assert data["correlation_id"] == envelope_["correlation_id"]
     assert datetime.fromisoformat(data["timestamp"])
     return data
+
+
+async def _roster_and_batch_ids(
+    session_factory: SessionFactory, teacher: str
+) -> tuple[Roster, uuid.UUID, list[uuid.UUID]]:
+    """The teacher's class of two students, and ids for a new batch and its three essays."""
+    roster = await seed_roster(session_factory, students=2, teacher=teacher)
+    return roster, uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
 
 
 def _without_timestamp(data: dict[str, Any]) -> dict[str, Any]:
@@ -235,20 +241,15 @@ async def test_teacher_confirmation_notifies_the_class_owner(
     unique_name: Callable[[str], str],
 ) -> None:
     teacher = unique_name("teacher")
-    roster = await seed_roster(session_factory, students=2, teacher=teacher)
+    roster, batch_id, (e1, e2, e3) = await _roster_and_batch_ids(session_factory, teacher)
     s1, s2 = roster.student_ids
-    batch_id, e1, e2, e3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     await ingest(
         AuthorMatchIngestion(session_factory),
         [
-            decode_author_match_event(
-                encode(
-                    envelope(
-                        roster.class_id,
-                        [essay(e1, [(s1, 0.9)]), essay(e2, [(s2, 0.6)]), essay(e3)],
-                        batch_id=batch_id,
-                    )
-                )
+            event(
+                roster.class_id,
+                [essay(e1, [(s1, 0.9)]), essay(e2, [(s2, 0.6)]), essay(e3)],
+                batch_id=batch_id,
             )
         ],
     )
@@ -308,9 +309,8 @@ async def test_timeout_notifies_and_continues_the_nlp_events_correlation_and_tra
     unique_name: Callable[[str], str],
 ) -> None:
     teacher = unique_name("teacher")
-    roster = await seed_roster(session_factory, students=2, teacher=teacher)
+    roster, batch_id, (e1, e2, e3) = await _roster_and_batch_ids(session_factory, teacher)
     s1, s2 = roster.student_ids
-    batch_id, e1, e2, e3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     incoming = envelope(
         roster.class_id,
         [essay(e1, [(s1, 0.9)]), essay(e2, [(s2, 0.4)]), essay(e3)],
@@ -329,11 +329,7 @@ async def test_timeout_notifies_and_continues_the_nlp_events_correlation_and_tra
 
     # A day passes on the database's clock, the one the timeout decides by.
     await age_rows(session_factory, timedelta(hours=25))
-    monitor = TimeoutMonitor(
-        session_factory=session_factory,
-        settings=kafka_settings,
-        metrics=TimeoutMetrics(CollectorRegistry()),
-    )
+    monitor = timeout_monitor(session_factory, kafka_settings)
     assert (await monitor.run_once()).finalized == [batch_id]
 
     notes = {

@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,7 +26,6 @@ from class_management_service.classes.models import SchoolClass
 from class_management_service.classes.schemas import ClassUpdate
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
-from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import (
@@ -40,7 +38,8 @@ from class_management_service.settings import Settings
 from class_management_service.unit_of_work import UnitOfWork
 from tests.http_helpers import create_class, teacher
 from tests.kafka.outbox.test_relay import consume
-from tests.waiting import wait_for
+from tests.kafka.topics import make_relay
+from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -61,24 +60,12 @@ async def relays(
 ) -> AsyncIterator[list[OutboxRelay]]:
     """``count`` relays (each with its own producer, as separate replicas) running meanwhile."""
     producers = [SharedProducer(settings) for _ in range(count)]
-    workers = [
-        OutboxRelay(
-            session_factory=session_factory,
-            producer=producer,
-            settings=settings,
-            metrics=OutboxMetrics(CollectorRegistry()),
-        )
-        for producer in producers
-    ]
+    workers = [make_relay(session_factory, producer, settings) for producer in producers]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
         yield workers
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         for producer in producers:
             await producer.stop()
 
@@ -275,12 +262,7 @@ async def test_no_relay_overtakes_another_that_is_still_sending_the_aggregates_e
     one_at_a_time = settings.model_copy(update={"outbox_batch_size": 1})
     producers = [SharedProducer(settings) for _ in range(2)]
     slow, fast = (
-        OutboxRelay(
-            session_factory=session_factory,
-            producer=producer,
-            settings=one_at_a_time,
-            metrics=OutboxMetrics(CollectorRegistry()),
-        )
+        make_relay(session_factory, producer, one_at_a_time)
         for producer in (_GatedProducer(producers[0], gate), producers[1])
     )
     try:

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
-from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import SchoolClass
 from class_management_service.courses.domain import CourseCode
@@ -30,12 +29,13 @@ from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox import claims
-from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
-from tests.waiting import wait_for
+from tests.kafka.topics import make_relay
+from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
+from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -60,21 +60,6 @@ async def producer(settings: Settings) -> AsyncIterator[SharedProducer]:
 @pytest.fixture
 def topic(unique_name: Callable[[str], str]) -> str:
     return unique_name("test.outbox")
-
-
-def make_relay(
-    session_factory: SessionFactory,
-    producer: SharedProducer,
-    settings: Settings,
-    *,
-    registry: CollectorRegistry | None = None,
-) -> OutboxRelay:
-    return OutboxRelay(
-        session_factory=session_factory,
-        producer=producer,
-        settings=settings,
-        metrics=OutboxMetrics(registry or CollectorRegistry()),
-    )
 
 
 async def add_events(
@@ -407,14 +392,7 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
             )
             for producer in producers
         ),
-        *(
-            TimeoutMonitor(
-                session_factory=session_factory,
-                settings=tuned,
-                metrics=TimeoutMetrics(CollectorRegistry()),
-            )
-            for _ in range(2)
-        ),
+        *(timeout_monitor(session_factory, tuned) for _ in range(2)),
     ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
     try:
@@ -429,11 +407,7 @@ async def test_two_relays_and_two_monitors_publish_each_event_exactly_once(
         # The teacher's notifications (one aggregate, so one after the other) follow.
         await wait_until_published(session_factory)
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         for producer in producers:
             await producer.stop()
 

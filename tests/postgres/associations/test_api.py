@@ -18,6 +18,7 @@ from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from tests.factories import seed_batch
 from tests.fakes.clock import FixedClock
+from tests.http_helpers import outbox_events
 
 Headers = Callable[[str], dict[str, str]]
 
@@ -36,16 +37,7 @@ def _item(essay: uuid.UUID, student: uuid.UUID | None, confirmed: bool = True) -
 
 async def _outbox(session_factory: async_sessionmaker[AsyncSession]) -> list[OutboxEvent]:
     """The StudentAssociationsConfirmedV1 events (notifications: test_teacher_notifications)."""
-    async with session_factory() as session:
-        return list(
-            (
-                await session.execute(
-                    select(OutboxEvent).where(
-                        OutboxEvent.topic == topics.STUDENT_ASSOCIATIONS_CONFIRMED
-                    )
-                )
-            ).scalars()
-        )
+    return await outbox_events(session_factory, topics.STUDENT_ASSOCIATIONS_CONFIRMED)
 
 
 async def test_list_shows_the_whole_batch_to_its_teacher_only(

@@ -27,6 +27,7 @@ from class_management_service.settings import Settings
 from class_management_service.unit_of_work import UnitOfWork
 from tests.factories import seed_batch
 from tests.fakes.clock import FixedClock
+from tests.http_helpers import outbox_events
 
 S = AssociationStatus
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -88,16 +89,7 @@ async def rows_of(
 
 async def outbox(session_factory: SessionFactory) -> list[OutboxEvent]:
     """The StudentAssociationsConfirmedV1 events (teacher notifications are tested elsewhere)."""
-    async with session_factory() as session:
-        return list(
-            (
-                await session.execute(
-                    select(OutboxEvent).where(
-                        OutboxEvent.topic == topics.STUDENT_ASSOCIATIONS_CONFIRMED
-                    )
-                )
-            ).scalars()
-        )
+    return await outbox_events(session_factory, topics.STUDENT_ASSOCIATIONS_CONFIRMED)
 
 
 async def test_overdue_batch_is_auto_confirmed_and_published_once(

@@ -17,22 +17,20 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.associations.timeout_metrics import TimeoutMetrics
-from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_app
 from class_management_service.container import Container
 from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging.producer import SharedProducer
-from class_management_service.outbox.metrics import OutboxMetrics
-from class_management_service.outbox.relay import OutboxRelay, connect_listener
+from class_management_service.outbox.relay import connect_listener
 from class_management_service.settings import Settings
 from tests.factories import seed_batch
 from tests.http_helpers import assert_error, create_class, teacher
-from tests.waiting import wait_for
+from tests.kafka.topics import make_relay
+from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
+from tests.waiting import cancel_and_wait, wait_for
 
 T = TypeVar("T")
 MakeSettings = Callable[..., Settings]
@@ -260,17 +258,9 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
     settings = make_settings(database_lock_timeout_ms=100, outbox_poll_interval_seconds=0.05)
-    relay = OutboxRelay(
-        session_factory=session_factory,
-        producer=SharedProducer(settings),  # never asked: nothing is due
-        settings=settings,
-        metrics=OutboxMetrics(CollectorRegistry()),
-    )
-    monitor = TimeoutMonitor(
-        session_factory=session_factory,
-        settings=settings,
-        metrics=TimeoutMetrics(CollectorRegistry()),
-    )
+    # Its producer is never asked: nothing is due.
+    relay = make_relay(session_factory, SharedProducer(settings), settings)
+    monitor = timeout_monitor(session_factory, settings)
     tasks = [asyncio.create_task(worker.run()) for worker in (relay, monitor)]
     try:
         async with _holding(
@@ -292,8 +282,4 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
 
         await _poll(both_recovered, "both workers passing again after the lock was released")
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)

@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
 
-from class_management_service.bootstrap import build_app
 from class_management_service.settings import Settings
-from tests.http_helpers import assert_error, create_class
+from tests.http_helpers import app_client, assert_error, create_class
 
 # The key this service used to fall back to when none was configured.
 FORMER_DEFAULT_KEY = "dev-internal-api-key"
@@ -45,21 +41,12 @@ def environment_settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     return Settings
 
 
-@asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-        yield client
-    await app.state.container.close()
-
-
 async def test_without_a_configured_key_internal_routes_refuse_everything_and_say_so(
     environment_settings: type[Settings], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING):
         settings = environment_settings()
-        async with client_for(settings) as client:
+        async with app_client(settings) as client:
             class_id = (await create_class(client))["id"]
             for key in (FORMER_DEFAULT_KEY, "", "anything"):
                 for path in _internal_paths(class_id):
@@ -78,7 +65,7 @@ async def test_the_platforms_shared_key_opens_the_internal_routes(
     environment_settings: type[Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "shared-secret")
-    async with client_for(environment_settings()) as client:
+    async with app_client(environment_settings()) as client:
         class_id = (await create_class(client))["id"]
         # As the platform's BFF sends it.
         bff = {"X-Internal-API-Key": "shared-secret", "X-Service-ID": "bff-teacher-service"}
@@ -97,7 +84,7 @@ async def test_the_service_variable_overrides_the_shared_key(
 ) -> None:
     monkeypatch.setenv("HULEEDU_INTERNAL_API_KEY", "shared-secret")
     monkeypatch.setenv("CLASS_MANAGEMENT_SERVICE_INTERNAL_API_KEY", "service-secret")
-    async with client_for(environment_settings()) as client:
+    async with app_client(environment_settings()) as client:
         path = f"/internal/v1/batches/class-info?batch_ids={uuid.uuid4()}"
 
         def headers(key: str) -> dict[str, str]:

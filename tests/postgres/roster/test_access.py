@@ -8,16 +8,14 @@ internal services present the shared key and their service id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from class_management_service.bootstrap import build_app
 from class_management_service.settings import Settings
-from tests.http_helpers import assert_error, create_class, create_student
+from tests.http_helpers import app_client, assert_error, create_class, create_student
 
 SETTING = "CLASS_MANAGEMENT_SERVICE_ROSTER_UNAUTHENTICATED_ACCESS"
 
@@ -36,15 +34,6 @@ def nlp_parse(response: httpx.Response) -> list[dict[str, Any]]:
     assert isinstance(data["students"], list)
     required = {"student_id", "first_name", "last_name", "full_legal_name"}
     return [student for student in data["students"] if required <= set(student)]
-
-
-@asynccontextmanager
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = build_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-        yield client
-    await app.state.container.close()
 
 
 async def _class_with_students(client: httpx.AsyncClient, owner: str) -> str:
@@ -72,7 +61,7 @@ async def test_the_nlp_request_is_401_naming_the_setting_unless_it_is_on(
 async def test_with_the_setting_the_nlp_request_gets_the_roster_it_can_parse(
     make_settings: Callable[..., Settings],
 ) -> None:
-    async with client_for(make_settings(roster_unauthenticated_access=True)) as client:
+    async with app_client(make_settings(roster_unauthenticated_access=True)) as client:
         class_id = await _class_with_students(client, "teacher-a")
 
         students = nlp_parse(
@@ -95,7 +84,7 @@ async def test_through_the_gateway_a_teacher_reads_only_own_rosters(
     make_settings: Callable[..., Settings], anonymous_allowed: bool
 ) -> None:
     settings = make_settings(roster_unauthenticated_access=anonymous_allowed)
-    async with client_for(settings) as client:
+    async with app_client(settings) as client:
         class_id = await _class_with_students(client, "teacher-a")
         path = f"/v1/classes/{class_id}/roster"
         gateway = {"X-Correlation-ID": str(uuid.uuid4())}
@@ -129,7 +118,7 @@ async def test_presented_but_invalid_credentials_never_grant_more_than_none(
     """With anonymous reads on, a request with no credentials gets the roster; one with a
     wrong key, a key but no service id, or an empty teacher id is refused (401): presenting
     something never does better than presenting nothing, and a misconfigured caller notices."""
-    async with client_for(make_settings(roster_unauthenticated_access=True)) as client:
+    async with app_client(make_settings(roster_unauthenticated_access=True)) as client:
         class_id = await _class_with_students(client, "teacher-a")
         path = f"/v1/classes/{class_id}/roster"
         key = internal_headers["X-Internal-API-Key"]
