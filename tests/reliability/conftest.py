@@ -25,6 +25,8 @@ from class_management_service.db import asyncpg_dsn
 from local_infra.ports import free_port
 from tests.conftest import INTERNAL_API_KEY
 from tests.reliability.harness import (
+    Stream,
+    Verdict,
     create_topics,
     metric,
     metrics_text,
@@ -82,6 +84,31 @@ class FaultRow:
     dead_lettered: int
     recovery: str
     notes: str = ""
+
+    @classmethod
+    def of_stream(
+        cls,
+        fault: str,
+        stream: Stream,
+        verdict: Verdict,
+        *,
+        recovery: str,
+        notes: str,
+        events_sent: int | None = None,
+        dead_lettered: int = 0,
+    ) -> FaultRow:
+        """The row of a scenario that sent ``stream`` (once, unless ``events_sent`` says
+        otherwise) and checked what it stored with ``verdict``."""
+        return cls(
+            fault=fault,
+            events_sent=len(stream.messages) if events_sent is None else events_sent,
+            rows_expected=len(stream.expected),
+            rows_found=verdict.rows_found,
+            duplicates=verdict.duplicates,
+            dead_lettered=dead_lettered,
+            recovery=recovery,
+            notes=notes,
+        )
 
 
 @dataclass
@@ -289,8 +316,22 @@ async def fleet(
     tmp_path: Path,
 ) -> AsyncIterator[Fleet]:
     """Service processes on this test's database, topics and consumer group, fast settings."""
+    async with fleet_on(fault_database, redis_url, kafka_bootstrap, unique_name, tmp_path) as fleet:
+        yield fleet
+
+
+@contextlib.asynccontextmanager
+async def fleet_on(
+    database_url: str,
+    redis_url: str,
+    kafka_bootstrap: str,
+    unique_name: Callable[[str], str],
+    log_dir: Path,
+) -> AsyncIterator[Fleet]:
+    """A fleet on ``database_url`` with topics and a consumer group of its own and fast
+    settings; its processes are killed on the way out."""
     env = service_env(
-        database_url=fault_database,
+        database_url=database_url,
         redis_url=redis_url,
         kafka_bootstrap=kafka_bootstrap,
         port=0,
@@ -298,7 +339,7 @@ async def fleet(
         unique_name=unique_name,
         **FAST_SETTINGS,
     )
-    fleet = Fleet(env, tmp_path)
+    fleet = Fleet(env, log_dir)
     try:
         yield fleet
     finally:

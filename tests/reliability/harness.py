@@ -253,6 +253,16 @@ def _poison_kinds() -> list[Callable[[Roster], Message]]:
     return [non_json, schema_invalid, unknown_class, non_uuid_batch]
 
 
+async def seeded_stream(
+    database_url: str, *, events: int = 400, resend_every: int = 0, poison_every: int = 0
+) -> Stream:
+    """The default rosters seeded into ``database_url`` and a stream of ``events`` about them."""
+    rosters = await seed_rosters(database_url)
+    return build_stream(
+        rosters, events=events, resend_every=resend_every, poison_every=poison_every
+    )
+
+
 # ---- producing ----------------------------------------------------------------------------
 
 
@@ -302,6 +312,31 @@ class StreamProducer:
                 await after_chunk(self.sent)
             # Pacing is the scenario: a steady stream that a fault lands in the middle of.
             await asyncio.sleep(pause)
+
+
+class FaultMidStream:
+    """An ``after_chunk`` hook for :meth:`StreamProducer.stream` that runs ``fault`` once.
+
+    It fires after the chunk that takes the stream to a quarter of ``stream``'s messages, ~20 ms
+    after the chunk is acknowledged: the service is handling that chunk then. ``hit`` is set once
+    ``fault`` returned; ``sent`` is how many messages were sent by then.
+    """
+
+    def __init__(self, stream: Stream, fault: Callable[[], Awaitable[None]]) -> None:
+        self._at = len(stream.messages) // 4
+        self._fault = fault
+        self.hit = asyncio.Event()
+        self.sent = 0
+
+    async def __call__(self, sent: int) -> None:
+        if sent >= self._at and not self.hit.is_set():
+            await asyncio.sleep(0.02)  # the scenario: the fault hits while a chunk is handled
+            await self._fault()
+            self.sent = sent
+            self.hit.set()
+
+    async def wait(self, within: float = 60.0) -> None:
+        await asyncio.wait_for(self.hit.wait(), within)
 
 
 # ---- checking the database ----------------------------------------------------------------
@@ -507,6 +542,32 @@ async def reset_group_offsets(bootstrap: str, group_id: str, topic: str, offset:
         await consumer.commit({tp: offset for tp in partitions})
     finally:
         await consumer.stop()
+
+
+async def wait_committed_to_end(
+    bootstrap: str,
+    group_id: str,
+    topic: str,
+    *,
+    within: float = 30.0,
+    what: str = "offsets committed to the end",
+    services: Iterable[ServiceProcess] = (),
+) -> float:
+    """Wait until ``group_id`` committed the end of every partition of ``topic``; returns when."""
+    ends = await end_offsets(bootstrap, topic)
+    committed: dict[int, int] = {}
+
+    async def caught_up() -> bool:
+        committed.clear()
+        committed.update(await committed_offsets(bootstrap, group_id, topic))
+        return committed == ends
+
+    return await wait_until(
+        caught_up,
+        within=within,
+        what=lambda: f"{what} {ends} (committed: {committed})",
+        services=services,
+    )
 
 
 async def read_topic(bootstrap: str, topic: str, *, within: float = 30.0) -> list[Any]:

@@ -16,14 +16,13 @@ from aiokafka import AIOKafkaProducer
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
-    build_stream,
     connection,
     end_offsets,
     header,
     metric,
     metrics_text,
     read_topic,
-    seed_rosters,
+    seeded_stream,
     verify,
     wait_for_rows,
     wait_until,
@@ -36,8 +35,7 @@ async def test_poison_near_and_above_1_mb_is_dead_lettered_without_blocking_the_
     kafka_bootstrap: str,
     reliability_report: ReliabilityReport,
 ) -> None:
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters, events=100)
+    stream = await seeded_stream(fault_database, events=100)
     total = len(stream.expected)
     topic, dlq = fleet.setting("author_matches_topic"), fleet.setting("dead_letter_topic")
     await fleet.create_topics(1)
@@ -84,12 +82,11 @@ async def test_poison_near_and_above_1_mb_is_dead_lettered_without_blocking_the_
     assert metric(text, "kafka_consumer_batch_failures_total") == 0, "poison is not a failure"
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="poison of ~1 MB",
+        FaultRow.of_stream(
+            "poison of ~1 MB",
+            stream,
+            verdict,
             events_sent=len(stream.messages) + 2,
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
             dead_lettered=2,
             recovery="none needed",
             notes=(

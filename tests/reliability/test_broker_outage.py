@@ -13,14 +13,13 @@ from typing import Any
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
+    FaultMidStream,
     HealthWatch,
     StreamProducer,
     association_count,
-    build_stream,
-    committed_offsets,
-    end_offsets,
-    seed_rosters,
+    seeded_stream,
     verify,
+    wait_committed_to_end,
     wait_for_rows,
     wait_until,
 )
@@ -36,8 +35,7 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
     reliability_report: ReliabilityReport,
 ) -> None:
     require_local(kafka_server)
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters)
+    stream = await seeded_stream(fault_database)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
     await fleet.create_topics(3)
@@ -45,12 +43,12 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
 
     at_fault, resume = asyncio.Event(), asyncio.Event()
 
-    async def pause_for_outage(sent: int) -> None:
+    async def hold_back() -> None:
         # Hold the test's own producer back while the broker is away (it is not under test).
-        if sent >= len(stream.messages) // 4 and not at_fault.is_set():
-            await asyncio.sleep(0.02)  # the service is handling this chunk right now
-            at_fault.set()
-            await resume.wait()
+        at_fault.set()
+        await resume.wait()
+
+    pause_for_outage = FaultMidStream(stream, hold_back)
 
     try:
         async with HealthWatch(service) as health, StreamProducer(kafka_bootstrap) as producer:
@@ -94,21 +92,13 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
 
     verdict = await verify(fault_database, stream)
     assert verdict.exact, verdict.describe()
-    ends = await end_offsets(kafka_bootstrap, topic)
-
-    async def caught_up() -> bool:
-        return await committed_offsets(kafka_bootstrap, group, topic) == ends
-
-    await wait_until(caught_up, within=30, what="offsets committed to the end", services=fleet.all)
+    await wait_committed_to_end(kafka_bootstrap, group, topic, services=fleet.all)
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="broker stopped 10 s",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
+        FaultRow.of_stream(
+            "broker stopped 10 s",
+            stream,
+            verdict,
             recovery=f"{healthy_at - started_at:.1f} s",
             notes=(
                 f"broker stopped at {rows_at_stop:,} rows, down {started_at - stopped_at:.1f} s "

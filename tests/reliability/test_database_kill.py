@@ -27,20 +27,16 @@ from class_management_service.migrations import runner
 from local_infra.ports import free_port
 from local_infra.postgres import PostgresServer
 from local_infra.session import SessionInfra
-from tests.conftest import INTERNAL_API_KEY
-from tests.reliability.conftest import FAST_SETTINGS, FaultRow, Fleet, ReliabilityReport
+from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, fleet_on
 from tests.reliability.harness import (
+    FaultMidStream,
     StreamProducer,
     association_count,
-    build_stream,
-    committed_offsets,
-    end_offsets,
-    seed_rosters,
+    seeded_stream,
     verify,
+    wait_committed_to_end,
     wait_for_rows,
-    wait_until,
 )
-from tests.service_process import service_env
 
 DATABASE = "class_management"
 
@@ -79,20 +75,9 @@ async def fleet(
     tmp_path: Path,
 ) -> AsyncIterator[Fleet]:
     """The conftest's fleet, on this test's own PostgreSQL."""
-    env = service_env(
-        database_url=own_postgres.url_for(DATABASE),
-        redis_url=redis_url,
-        kafka_bootstrap=kafka_bootstrap,
-        port=0,
-        internal_api_key=INTERNAL_API_KEY,
-        unique_name=unique_name,
-        **FAST_SETTINGS,
-    )
-    fleet = Fleet(env, tmp_path)
-    try:
+    database_url = own_postgres.url_for(DATABASE)
+    async with fleet_on(database_url, redis_url, kafka_bootstrap, unique_name, tmp_path) as fleet:
         yield fleet
-    finally:
-        await fleet.kill_all()
 
 
 async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
@@ -104,26 +89,20 @@ async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
     database_url = own_postgres.url_for(DATABASE)
     settings_default = await _server_setting(database_url, "synchronous_commit")
     try:
-        rosters = await seed_rosters(database_url)
-        stream = build_stream(rosters)
+        stream = await seeded_stream(database_url)
         total = len(stream.expected)
         topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
         await fleet.create_topics(3)
         await fleet.start()
 
-        killed = asyncio.Event()
-
-        async def kill_while_busy(sent: int) -> None:
-            if sent >= len(stream.messages) // 4 and not killed.is_set():
-                await asyncio.sleep(0.02)  # the service is committing this chunk right now
-                await asyncio.to_thread(own_postgres.kill)
-                killed.set()
+        # The service is committing a chunk when the server dies.
+        kill_while_busy = FaultMidStream(stream, lambda: asyncio.to_thread(own_postgres.kill))
 
         async with StreamProducer(kafka_bootstrap) as producer:
             sending = asyncio.create_task(
                 producer.stream(topic, stream.messages, pause=0.1, after_chunk=kill_while_busy)
             )
-            await asyncio.wait_for(killed.wait(), 60)
+            await kill_while_busy.wait()
             assert not own_postgres.is_running()
             started_at = time.monotonic()
             await asyncio.to_thread(own_postgres.start)  # crash recovery replays the WAL
@@ -134,16 +113,11 @@ async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
                 database_url, rows_at_restart + 1, within=60, services=fleet.all
             )
             await sending
-        ends = await end_offsets(kafka_bootstrap, topic)
-
-        async def caught_up() -> bool:
-            return await committed_offsets(kafka_bootstrap, group, topic) == ends
-
         # Once the group committed every offset the service considers everything stored: what
         # the database lacks now is lost for good (it used to be, with commits acknowledged
         # before they were durable).
-        drained_at = await wait_until(
-            caught_up, within=120, what="offsets committed to the end", services=fleet.all
+        drained_at = await wait_committed_to_end(
+            kafka_bootstrap, group, topic, within=120, services=fleet.all
         )
         verdict = await verify(database_url, stream)
         assert verdict.exact, verdict.describe()
@@ -151,13 +125,10 @@ async def test_postgres_killed_mid_stream_loses_no_acknowledged_commit(
         await fleet.kill_all()
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="PostgreSQL kill -9 mid-stream",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
+        FaultRow.of_stream(
+            "PostgreSQL kill -9 mid-stream",
+            stream,
+            verdict,
             recovery=f"{resumed_at - started_at:.1f} s",
             notes=(
                 f"lost {total - verdict.rows_found}; server default synchronous_commit="

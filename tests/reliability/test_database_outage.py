@@ -16,16 +16,15 @@ from typing import Any
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
+    FaultMidStream,
     StreamProducer,
     association_count,
-    build_stream,
     committed_offsets,
     connection,
-    end_offsets,
-    seed_rosters,
+    seeded_stream,
     verify,
+    wait_committed_to_end,
     wait_for_rows,
-    wait_until,
 )
 
 OUTAGE_SECONDS = 10.0
@@ -39,19 +38,14 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
     reliability_report: ReliabilityReport,
 ) -> None:
     require_local(postgres_server)
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters)
+    stream = await seeded_stream(fault_database)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
     await fleet.create_topics(3)
     await fleet.start()
 
-    at_fault = asyncio.Event()
-
-    async def fault_while_busy(sent: int) -> None:
-        if sent >= len(stream.messages) // 4 and not at_fault.is_set():
-            await asyncio.sleep(0.02)  # the service is handling this chunk right now
-            at_fault.set()
+    # The database is stopped by the test itself once the hook fired.
+    fault_while_busy = FaultMidStream(stream, lambda: asyncio.sleep(0))
 
     # The highest offset per partition the group committed while the database was down.
     during_outage: dict[int, int] = {}
@@ -61,7 +55,7 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
             sending = asyncio.create_task(
                 producer.stream(topic, stream.messages, pause=0.1, after_chunk=fault_while_busy)
             )
-            await asyncio.wait_for(at_fault.wait(), 60)
+            await fault_while_busy.wait()
             before = await committed_offsets(kafka_bootstrap, group, topic)
             stopped_at = time.monotonic()
             await asyncio.to_thread(postgres_server.stop)
@@ -117,21 +111,13 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
 
     verdict = await verify(fault_database, stream)
     assert verdict.exact, verdict.describe()
-    ends = await end_offsets(kafka_bootstrap, topic)
-
-    async def caught_up() -> bool:
-        return await committed_offsets(kafka_bootstrap, group, topic) == ends
-
-    await wait_until(caught_up, within=30, what="offsets committed to the end", services=fleet.all)
+    await wait_committed_to_end(kafka_bootstrap, group, topic, services=fleet.all)
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="PostgreSQL stopped 10 s",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
+        FaultRow.of_stream(
+            "PostgreSQL stopped 10 s",
+            stream,
+            verdict,
             recovery=f"{resumed_at - started_at:.1f} s",
             notes=(
                 f"database down {started_at - stopped_at:.1f} s; {len(covered)} events below "

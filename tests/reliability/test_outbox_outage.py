@@ -18,13 +18,12 @@ from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, requi
 from tests.reliability.harness import (
     CONFIRMED_TOPIC,
     StreamProducer,
-    build_stream,
     confirm_batch,
     confirmed_messages,
     connection,
     fetchval,
     per_batch,
-    seed_rosters,
+    seeded_stream,
     verify,
     wait_for_rows,
     wait_until,
@@ -42,8 +41,7 @@ async def test_events_confirmed_while_the_broker_is_down_arrive_once_after_it_re
     reliability_report: ReliabilityReport,
 ) -> None:
     require_local(kafka_server)
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters)
+    stream = await seeded_stream(fault_database)
     total = len(stream.expected)
     topic = fleet.setting("author_matches_topic")
     await fleet.create_topics(3)

@@ -12,13 +12,12 @@ from collections import Counter
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
-    build_stream,
     end_offsets,
     header,
     metric,
     metrics_text,
     read_topic,
-    seed_rosters,
+    seeded_stream,
     verify,
     wait_for_rows,
     wait_until,
@@ -31,8 +30,7 @@ async def test_poison_is_dead_lettered_with_its_reason_and_every_good_event_is_s
     kafka_bootstrap: str,
     reliability_report: ReliabilityReport,
 ) -> None:
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters, poison_every=20)
+    stream = await seeded_stream(fault_database, poison_every=20)
     poison = stream.poison
     kinds = Counter(m.poison_reason for m in poison)
     assert set(kinds) == {"invalid_json", "schema_invalid", "unknown_class", "malformed_id"}
@@ -77,12 +75,10 @@ async def test_poison_is_dead_lettered_with_its_reason_and_every_good_event_is_s
     assert metric(text, "kafka_consumer_batch_failures_total") == 0, "poison is not a failure"
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="poison mixed in",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
+        FaultRow.of_stream(
+            "poison mixed in",
+            stream,
+            verdict,
             dead_lettered=len(letters),
             recovery="none needed",
             notes=(

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
-    build_stream,
     committed_offsets,
     confirm_batch,
     connection,
@@ -24,10 +23,10 @@ from tests.reliability.harness import (
     metric,
     metrics_text,
     reset_group_offsets,
-    seed_rosters,
+    seeded_stream,
     verify,
+    wait_committed_to_end,
     wait_for_rows,
-    wait_until,
 )
 
 # The whole table as one value: any insert, update or delete changes it.
@@ -44,8 +43,7 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
     kafka_bootstrap: str,
     reliability_report: ReliabilityReport,
 ) -> None:
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters)
+    stream = await seeded_stream(fault_database)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
     dlq = fleet.setting("dead_letter_topic")
@@ -55,12 +53,7 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
     async with StreamProducer(kafka_bootstrap) as producer:
         await producer.stream(topic, stream.messages, chunk=50, pause=0.0)
     await wait_for_rows(fault_database, total, within=90, services=fleet.all)
-    ends = await end_offsets(kafka_bootstrap, topic)
-
-    async def caught_up() -> bool:
-        return await committed_offsets(kafka_bootstrap, group, topic) == ends
-
-    await wait_until(caught_up, within=30, what="offsets committed to the end", services=fleet.all)
+    await wait_committed_to_end(kafka_bootstrap, group, topic, services=fleet.all)
 
     # Teachers decide some batches before the redelivery: their decisions must survive it.
     decided = random.Random(6).sample(sorted(stream.batch_ids), 5)
@@ -73,6 +66,7 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
 
     assert await service.terminate() == 0, service.log_tail()
     await reset_group_offsets(kafka_bootstrap, group, topic, 0)
+    ends = await end_offsets(kafka_bootstrap, topic)
     assert await committed_offsets(kafka_bootstrap, group, topic) == dict.fromkeys(ends, 0)
     # Without the Redis fast path's "completed" marks the database alone must recognise them.
     redis = Redis.from_url(redis_url)
@@ -82,8 +76,13 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
 
     restarted_at = time.monotonic()
     service = await fleet.restart()
-    caught_up_at = await wait_until(
-        caught_up, within=60, what="the redelivered topic consumed", services=fleet.all
+    caught_up_at = await wait_committed_to_end(
+        kafka_bootstrap,
+        group,
+        topic,
+        within=60,
+        what="the redelivered topic consumed",
+        services=fleet.all,
     )
 
     async with connection(fault_database) as conn:
@@ -111,13 +110,11 @@ async def test_redelivery_of_the_whole_topic_from_offset_0_changes_nothing(
     assert verdict.processed_events == len(stream.event_ids)
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="redelivery from offset 0",
+        FaultRow.of_stream(
+            "redelivery from offset 0",
+            stream,
+            verdict,
             events_sent=2 * len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
             recovery=f"{caught_up_at - restarted_at:.1f} s",
             notes=(
                 f"group reset to 0 after all {len(stream.messages)} events were stored and "

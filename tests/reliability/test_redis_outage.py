@@ -16,10 +16,9 @@ from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, requi
 from tests.reliability.harness import (
     HealthWatch,
     StreamProducer,
-    build_stream,
     metric,
     metrics_text,
-    seed_rosters,
+    seeded_stream,
     verify,
     wait_for_rows,
     wait_until,
@@ -35,8 +34,7 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
     reliability_report: ReliabilityReport,
 ) -> None:
     require_local(redis_server)
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters, resend_every=10)
+    stream = await seeded_stream(fault_database, resend_every=10)
     resent = len(stream.messages) - len(stream.event_ids)
     assert resent >= 40
     total = len(stream.expected)
@@ -87,13 +85,10 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
     verdict = await verify(fault_database, stream)
     assert verdict.exact, verdict.describe()
     reliability_report.record_fault(
-        FaultRow(
-            fault="Redis down all run",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
+        FaultRow.of_stream(
+            "Redis down all run",
+            stream,
+            verdict,
             recovery=f"{healthy_at - redis_back:.1f} s",
             notes=(
                 f"{resent} re-sent events all recognised by the database alone "

@@ -22,16 +22,16 @@ import time
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     CONFIRMED_TOPIC,
+    FaultMidStream,
     StreamProducer,
     association_count,
-    build_stream,
     confirmed_messages,
     connection,
     fetchval,
     metric,
     metrics_text,
     per_batch,
-    seed_rosters,
+    seeded_stream,
     verify,
     wait_for_rows,
     wait_until,
@@ -58,8 +58,7 @@ async def test_three_replicas_share_partitions_survive_a_kill_and_publish_each_b
     kafka_bootstrap: str,
     reliability_report: ReliabilityReport,
 ) -> None:
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters)
+    stream = await seeded_stream(fault_database)
     total = len(stream.expected)
     topic = fleet.setting("author_matches_topic")
     await fleet.create_topics(PARTITIONS)
@@ -83,19 +82,13 @@ async def test_three_replicas_share_partitions_survive_a_kill_and_publish_each_b
     )
     initial = "/".join(str(spread[n]) for n in names)
 
-    killed = asyncio.Event()
-
-    async def kill_c_while_busy(sent: int) -> None:
-        if sent >= len(stream.messages) // 4 and not killed.is_set():
-            await asyncio.sleep(0.02)  # the scenario: the fault hits while a chunk is handled
-            await fleet.processes["c"].kill()
-            killed.set()
+    kill_c_while_busy = FaultMidStream(stream, fleet.processes["c"].kill)
 
     async with StreamProducer(kafka_bootstrap) as producer:
         sending = asyncio.create_task(
             producer.stream(topic, stream.messages, pause=0.1, after_chunk=kill_c_while_busy)
         )
-        await asyncio.wait_for(killed.wait(), 60)
+        await kill_c_while_busy.wait()
         killed_at = time.monotonic()
         rows_at_kill = await association_count(fault_database)
         assert rows_at_kill is not None
@@ -157,13 +150,10 @@ async def test_three_replicas_share_partitions_survive_a_kill_and_publish_each_b
     assert sum(published_by.values()) == len(stream.batch_ids), published_by
 
     reliability_report.record_fault(
-        FaultRow(
-            fault="3 replicas, one killed",
-            events_sent=len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
+        FaultRow.of_stream(
+            "3 replicas, one killed",
+            stream,
+            verdict,
             recovery=f"{moved_at - killed_at:.1f} s",
             notes=(
                 f"6 partitions spread {initial}; replica c killed at {rows_at_kill:,} rows, its "

@@ -16,15 +16,12 @@ from redis.asyncio import Redis
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport
 from tests.reliability.harness import (
     StreamProducer,
-    build_stream,
-    committed_offsets,
     connection,
-    end_offsets,
     reset_group_offsets,
-    seed_rosters,
+    seeded_stream,
     verify,
+    wait_committed_to_end,
     wait_for_rows,
-    wait_until,
 )
 
 # What restoring a backup taken before the stream leaves of the stream's effects: nothing.
@@ -40,8 +37,7 @@ async def test_a_topic_replayed_into_a_restored_database_is_stored_again_despite
     kafka_bootstrap: str,
     reliability_report: ReliabilityReport,
 ) -> None:
-    rosters = await seed_rosters(fault_database)
-    stream = build_stream(rosters, events=120)
+    stream = await seeded_stream(fault_database, events=120)
     total = len(stream.expected)
     topic, group = fleet.setting("author_matches_topic"), fleet.setting("consumer_group_id")
     await fleet.create_topics(3)
@@ -49,12 +45,7 @@ async def test_a_topic_replayed_into_a_restored_database_is_stored_again_despite
     async with StreamProducer(kafka_bootstrap) as producer:
         await producer.stream(topic, stream.messages, chunk=40, pause=0.0)
     await wait_for_rows(fault_database, total, within=90, services=fleet.all)
-    ends = await end_offsets(kafka_bootstrap, topic)
-
-    async def caught_up() -> bool:
-        return await committed_offsets(kafka_bootstrap, group, topic) == ends
-
-    await wait_until(caught_up, within=30, what="offsets committed to the end", services=fleet.all)
+    await wait_committed_to_end(kafka_bootstrap, group, topic, services=fleet.all)
     assert await service.terminate() == 0, service.log_tail()
 
     async with connection(fault_database) as conn:
@@ -73,18 +64,18 @@ async def test_a_topic_replayed_into_a_restored_database_is_stored_again_despite
     restarted_at = time.monotonic()
     await fleet.restart()
     stored_at = await wait_for_rows(fault_database, total, within=90, services=fleet.all)
-    await wait_until(caught_up, within=30, what="the replay consumed", services=fleet.all)
+    await wait_committed_to_end(
+        kafka_bootstrap, group, topic, what="the replay consumed", services=fleet.all
+    )
 
     verdict = await verify(fault_database, stream)
     assert verdict.exact, verdict.describe()
     reliability_report.record_fault(
-        FaultRow(
-            fault="replay into a restored database, Redis marks kept",
+        FaultRow.of_stream(
+            "replay into a restored database, Redis marks kept",
+            stream,
+            verdict,
             events_sent=2 * len(stream.messages),
-            rows_expected=total,
-            rows_found=verdict.rows_found,
-            duplicates=verdict.duplicates,
-            dead_lettered=0,
             recovery=f"{stored_at - restarted_at:.1f} s",
             notes=(
                 f"all {len(stream.event_ids)} events marked completed in Redis, the database "
