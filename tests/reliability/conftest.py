@@ -85,6 +85,11 @@ class FaultRow:
     recovery: str
     notes: str = ""
 
+    @property
+    def lost(self) -> int:
+        """Expected rows the run did not find (the suite's verdicts fail on any)."""
+        return max(self.rows_expected - self.rows_found, 0)
+
     @classmethod
     def of_stream(
         cls,
@@ -141,9 +146,9 @@ class ReliabilityReport:
             "",
             f"Last complete run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
             "",
-            "| fault | events sent | rows expected | rows found | duplicates | dead-lettered "
-            "| recovery time | notes |",
-            "|---|---:|---:|---:|---:|---:|---|---|",
+            "| fault | events sent | rows expected | rows found | lost | duplicates "
+            "| dead-lettered | recovery time | notes |",
+            "|---|---:|---:|---:|---:|---:|---:|---|---|",
         ]
         order = [*FAULTS, *(name for name in self.faults if name not in FAULTS)]
         for name in order:
@@ -152,7 +157,7 @@ class ReliabilityReport:
             r = self.faults[name]
             lines.append(
                 f"| {r.fault} | {r.events_sent:,} | {r.rows_expected:,} | {r.rows_found:,} "
-                f"| {r.duplicates} | {r.dead_lettered} | {r.recovery} | {r.notes} |"
+                f"| {r.lost:,} | {r.duplicates} | {r.dead_lettered} | {r.recovery} | {r.notes} |"
             )
         lines += ["", "| abuse | attempts | failures | notes |", "|---|---:|---:|---|"]
         order = [*ABUSE, *(name for name in self.abuse if name not in ABUSE)]
