@@ -1,7 +1,7 @@
 """student e-mails compared in a normalised form, enforced by the database
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0001b
 Create Date: 2026-11-30 11:40:00.000000
 
 ``normalized_email(email)`` is the one rule (the service's ``students.schemas.email_key`` does
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
-down_revision: str | None = "0001"
+down_revision: str | None = "0001b"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
