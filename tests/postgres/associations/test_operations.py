@@ -1,43 +1,20 @@
-"""Teacher review API over a real PostgreSQL: list, confirm/reject/reassign, errors, the outbox."""
+"""Teacher review API over a real PostgreSQL: list, confirm/reject/reassign, the outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
-from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
+from class_management_service.associations.models import BatchConfirmation
 from class_management_service.messaging import topics
-from class_management_service.outbox.models import OutboxEvent
 from tests.factories import seed_batch
 from tests.fakes.clock import FixedClock
-from tests.http_helpers import outbox_events
-
-Headers = Callable[[str], dict[str, str]]
-
-
-def _url(batch_id: uuid.UUID | str, confirm: bool = False) -> str:
-    return f"/v1/batches/{batch_id}/student-associations" + ("/confirm" if confirm else "")
-
-
-def _item(essay: uuid.UUID, student: uuid.UUID | None, confirmed: bool = True) -> dict[str, object]:
-    return {
-        "essay_id": str(essay),
-        "student_id": str(student) if student else None,
-        "confirmed": confirmed,
-    }
-
-
-async def _outbox(session_factory: async_sessionmaker[AsyncSession]) -> list[OutboxEvent]:
-    """The StudentAssociationsConfirmedV1 events (notifications: test_teacher_notifications)."""
-    return await outbox_events(session_factory, topics.STUDENT_ASSOCIATIONS_CONFIRMED)
+from tests.postgres.associations.conftest import Headers, _item, _outbox, _url
 
 
 async def test_list_shows_the_whole_batch_to_its_teacher_only(
@@ -196,77 +173,3 @@ def api_client_app_container(client: httpx.AsyncClient) -> Any:
     transport = client._transport
     assert isinstance(transport, httpx.ASGITransport)
     return transport.app.state.container  # type: ignore[attr-defined]
-
-
-async def test_request_errors(
-    api_client: httpx.AsyncClient,
-    session_factory: async_sessionmaker[AsyncSession],
-    teacher_headers: Headers,
-) -> None:
-    batch = await seed_batch(session_factory)
-    foreign = await seed_batch(session_factory, teacher="teacher-b")
-    headers = teacher_headers("teacher-a")
-    url = _url(batch.batch_id, confirm=True)
-
-    async def post(items: list[dict[str, object]], who: str = "teacher-a") -> httpx.Response:
-        return await api_client.post(
-            url, json={"associations": items}, headers=teacher_headers(who)
-        )
-
-    not_in_batch = await post([_item(foreign.essays[0], None, confirmed=False)])
-    assert not_in_batch.status_code == 422
-    assert not_in_batch.json()["error"]["details"]["essays_not_in_batch"] == [
-        str(foreign.essays[0])
-    ]
-    # A student of another teacher's class is not in this class's roster.
-    outside = await post([_item(batch.essays[0], foreign.suggested[0])])
-    assert outside.status_code == 422
-    assert "students_not_in_class" in outside.json()["error"]["details"]
-    unknown_student = await post([_item(batch.essays[0], uuid.uuid4())])
-    assert unknown_student.status_code == 422
-    no_student = await post([_item(batch.essays[0], None)])
-    assert no_student.status_code == 422
-    empty = await post([])
-    assert empty.status_code == 422
-    malformed = await api_client.post(
-        url, json={"associations": [{"essay_id": "x", "confirmed": True}]}, headers=headers
-    )
-    assert malformed.status_code == 422
-    other_teacher = await post([_item(batch.essays[0], batch.suggested[0])], who="teacher-b")
-    assert other_teacher.status_code == 404
-    anonymous = await api_client.post(
-        url, json={"associations": [_item(batch.essays[0], batch.suggested[0])]}
-    )
-    assert anonymous.status_code == 401
-
-    # Nothing was written by any of the refused requests.
-    async with session_factory() as session:
-        undecided = await session.scalar(
-            select(func.count()).where(
-                EssayStudentAssociation.batch_id == batch.batch_id,
-                EssayStudentAssociation.status == AssociationStatus.PENDING_VALIDATION.value,
-            )
-        )
-    assert undecided == 3
-
-
-async def test_concurrent_finalizing_requests_publish_once(
-    api_client: httpx.AsyncClient,
-    session_factory: async_sessionmaker[AsyncSession],
-    teacher_headers: Headers,
-) -> None:
-    batch = await seed_batch(session_factory, statuses=(AssociationStatus.PENDING_VALIDATION,) * 2)
-    items = [_item(e, s) for e, s in zip(batch.essays, batch.suggested, strict=True)]
-    responses = await asyncio.gather(
-        *(
-            api_client.post(
-                _url(batch.batch_id, confirm=True),
-                json={"associations": items},
-                headers=teacher_headers("teacher-a"),
-            )
-            for _ in range(5)
-        )
-    )
-    assert [r.status_code for r in responses] == [200] * 5
-    assert sorted(r.json()["changed"] for r in responses) == [0, 0, 0, 0, 2]
-    assert len(await _outbox(session_factory)) == 1

@@ -1,4 +1,5 @@
-"""The classes API over the in-process app and a real PostgreSQL: statuses, ownership, events.
+"""The classes use cases through the API over a real PostgreSQL: create, read, list, update,
+delete, and a teacher seeing only own classes.
 
 Each test gets a fresh database (a few hundred milliseconds), so related checks share a test.
 """
@@ -21,29 +22,6 @@ from tests.http_helpers import (
 )
 
 A, B = teacher("teacher-a"), teacher("teacher-b")
-
-INVALID_CREATE_BODIES: list[Any] = [
-    {"name": "", "course_codes": ["ENG5"]},
-    {"name": "   ", "course_codes": ["ENG5"]},
-    {"name": "x" * 101, "course_codes": ["ENG5"]},
-    {"name": "bad\x00name", "course_codes": ["ENG5"]},
-    {"name": "9A", "course_codes": []},
-    {"name": "9A", "course_codes": ["ENG5", "SV1"]},
-    {"name": "9A", "course_codes": ["ENG5", "ENG5"]},
-    {"name": "9A", "course_codes": ["ENG9"]},
-    {"name": "9A"},
-    {"course_codes": ["ENG5"]},
-    ["not", "an", "object"],
-]
-INVALID_LIST_QUERIES = [
-    "limit=0",
-    "limit=201",
-    "offset=-1",
-    "offset=99999999999999999999",
-    "sort=id",
-    "course_code=ENG9",
-    "q=" + "x" * 256,
-]
 
 
 async def test_create_returns_the_class_and_queues_class_created(
@@ -77,38 +55,6 @@ async def test_create_returns_the_class_and_queues_class_created(
         "user_id": "teacher-a",
         "correlation_id": correlation_id,
     }
-
-
-async def test_bad_requests_get_clean_401_and_422_bodies(api_client: httpx.AsyncClient) -> None:
-    for payload in INVALID_CREATE_BODIES:
-        response = await api_client.post("/v1/classes/", json=payload, headers=A)
-        error = assert_error(response, 422, "VALIDATION_ERROR")
-        assert error["details"]["errors"], payload
-    # JSON may carry a lone surrogate, which PostgreSQL cannot store: a 422, never a 500.
-    surrogate = await api_client.post(
-        "/v1/classes/",
-        content=b'{"name": "\\ud800", "course_codes": ["ENG5"]}',
-        headers={**A, "Content-Type": "application/json"},
-    )
-    assert_error(surrogate, 422, "VALIDATION_ERROR")
-    for query in INVALID_LIST_QUERIES:
-        assert_error(
-            await api_client.get(f"/v1/classes/?{query}", headers=A), 422, "VALIDATION_ERROR"
-        )
-    assert_error(await api_client.get("/v1/classes/not-a-uuid", headers=A), 400, "BAD_REQUEST")
-
-    class_path = f"/v1/classes/{uuid.uuid4()}"
-    for method, path in [
-        ("POST", "/v1/classes/"),
-        ("GET", "/v1/classes/"),
-        ("GET", class_path),
-        ("PUT", class_path),
-        ("DELETE", class_path),
-    ]:
-        response = await api_client.request(
-            method, path, json={"name": "x", "course_codes": ["SV1"]}
-        )
-        assert_error(response, 401, "UNAUTHORIZED")
 
 
 async def test_a_teacher_only_ever_sees_and_changes_own_classes(

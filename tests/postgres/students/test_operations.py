@@ -1,18 +1,17 @@
-"""The students API over the in-process app and a real PostgreSQL: statuses, ownership, events.
+"""The students use cases through the API over a real PostgreSQL: create, read, list, update,
+delete, and a teacher seeing only own students.
 
 Each test gets a fresh database (a few hundred milliseconds), so related checks share a test.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.messaging import topics
 from tests.http_helpers import (
     assert_error,
@@ -24,23 +23,6 @@ from tests.http_helpers import (
 
 A, B = teacher("teacher-a"), teacher("teacher-b")
 STUDENTS = "/v1/classes/students"
-
-INVALID_CREATE_BODIES: list[Any] = [
-    {},
-    {"person_name": {"first_name": "Anna"}},
-    {"person_name": {"first_name": " ", "last_name": "Svensson"}},
-    {"person_name": {"first_name": "A" * 101, "last_name": "Svensson"}},
-    {"person_name": {"first_name": "Anna", "last_name": "S", "legal_full_name": "x" * 256}},
-    {"person_name": {"first_name": "An\nna", "last_name": "Svensson"}},
-    {"person_name": {"first_name": "Anna", "last_name": "S"}, "email": "not-an-email"},
-    {"person_name": {"first_name": "Anna", "last_name": "S"}, "email": "a b@example.com"},
-    {"person_name": {"first_name": "Anna", "last_name": "S"}, "email": "a@" + "x" * 260 + ".se"},
-    {"person_name": {"first_name": "Anna", "last_name": "S"}, "class_ids": ["nope"]},
-    {
-        "person_name": {"first_name": "Anna", "last_name": "S"},
-        "class_ids": [str(uuid.uuid4()) for _ in range(101)],
-    },
-]
 
 
 def _without_timestamp(event_data: dict[str, Any]) -> dict[str, Any]:
@@ -91,74 +73,6 @@ async def test_create_normalizes_email_joins_classes_and_queues_student_created(
         "created_by_user_id": "teacher-a",
         "correlation_id": correlation_id,
     }
-
-
-async def test_create_conflicts_and_not_found_leave_nothing_behind_even_when_racing(
-    api_client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    await create_student(api_client, "teacher-a", email="anna@example.com")
-    foreign_class = await create_class(api_client, "teacher-b")
-    events_before = len(await outbox_events(session_factory))
-
-    duplicate = await api_client.post(
-        STUDENTS,
-        json={"person_name": {"first_name": "A", "last_name": "B"}, "email": "ANNA@example.com"},
-        headers=A,
-    )
-    in_foreign_class = await api_client.post(
-        STUDENTS,
-        json={
-            "person_name": {"first_name": "A", "last_name": "B"},
-            "class_ids": [foreign_class["id"]],
-        },
-        headers=A,
-    )
-    in_missing_class = await api_client.post(
-        STUDENTS,
-        json={
-            "person_name": {"first_name": "A", "last_name": "B"},
-            "class_ids": [str(uuid.uuid4())],
-        },
-        headers=A,
-    )
-
-    assert_error(duplicate, 409, "CONFLICT")
-    # Another teacher's class is as unknown as a missing one (404, not 422).
-    assert_error(in_foreign_class, 404, "NOT_FOUND")
-    assert_error(in_missing_class, 404, "NOT_FOUND")
-    assert (await api_client.get(STUDENTS, headers=A)).json()["pagination"]["total"] == 1
-    assert len(await outbox_events(session_factory)) == events_before
-    # E-mails are unique per teacher only.
-    await create_student(api_client, "teacher-b", email="anna@example.com")
-
-    # Racing creates: the database decides, and the losers get 409s, never a 500.
-    body = {"person_name": {"first_name": "A", "last_name": "B"}, "email": "race@example.com"}
-    responses = await asyncio.gather(
-        *(api_client.post(STUDENTS, json=body, headers=A) for _ in range(6))
-    )
-    assert sorted(response.status_code for response in responses) == [201] + [409] * 5
-
-
-async def test_bad_requests_get_clean_401_and_422_bodies(api_client: httpx.AsyncClient) -> None:
-    for payload in INVALID_CREATE_BODIES:
-        response = await api_client.post(STUDENTS, json=payload, headers=A)
-        assert_error(response, 422, "VALIDATION_ERROR")
-    for query in ("limit=500", "sort=first_name", "class_id=x", "q=%00"):
-        response = await api_client.get(f"{STUDENTS}?{query}", headers=A)
-        assert_error(response, 422, "VALIDATION_ERROR")
-    student_path = f"{STUDENTS}/{uuid.uuid4()}"
-    for method, path in [
-        ("POST", STUDENTS),
-        ("GET", STUDENTS),
-        ("GET", student_path),
-        ("PUT", student_path),
-        ("DELETE", student_path),
-        ("GET", f"/v1/classes/{uuid.uuid4()}/students"),
-    ]:
-        response = await api_client.request(
-            method, path, json={"person_name": {"first_name": "A", "last_name": "B"}}
-        )
-        assert_error(response, 401, "UNAUTHORIZED")
 
 
 async def test_teacher_b_cannot_read_list_update_or_delete_a_student_of_teacher_a(
@@ -280,73 +194,6 @@ async def test_update_changes_names_email_and_classes_and_queues_student_updated
         "remove_class_ids": [nine_a["id"]],
         "updated_by_user_id": "teacher-a",
     }
-
-
-async def test_update_errors_are_409_404_and_422(
-    api_client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    own_class = await create_class(api_client, "teacher-a")
-    foreign_class = await create_class(api_client, "teacher-b")
-    await create_student(api_client, first="Bo", email="bo@x.se")
-    anna = await create_student(api_client, first="Anna", email="anna@x.se")
-    path = f"{STUDENTS}/{anna['id']}"
-    events_before = len(await outbox_events(session_factory))
-
-    taken = await api_client.put(
-        path,
-        json={"person_name": {"first_name": "Changed", "last_name": "X"}, "email": "BO@x.se"},
-        headers=A,
-    )
-    foreign = await api_client.put(path, json={"add_class_ids": [foreign_class["id"]]}, headers=A)
-    both = await api_client.put(
-        path,
-        json={"add_class_ids": [own_class["id"]], "remove_class_ids": [own_class["id"]]},
-        headers=A,
-    )
-    invalid = await api_client.put(path, json={"email": "nope"}, headers=A)
-
-    assert_error(taken, 409, "CONFLICT")
-    assert_error(foreign, 404, "NOT_FOUND")
-    assert_error(both, 422, "VALIDATION_ERROR")
-    assert_error(invalid, 422, "VALIDATION_ERROR")
-    # The failed 409 changed nothing, not even the name sent along with the e-mail.
-    assert (await api_client.get(path, headers=A)).json() == anna
-    assert len(await outbox_events(session_factory)) == events_before
-
-
-async def test_delete_is_200_and_409_for_a_student_who_authored_essays(
-    api_client: httpx.AsyncClient, session_factory: async_sessionmaker[AsyncSession]
-) -> None:
-    school_class = await create_class(api_client)
-    author = await create_student(api_client, first="Author", class_ids=[school_class["id"]])
-    other = await create_student(api_client, first="Other", class_ids=[school_class["id"]])
-    async with session_factory() as session:
-        session.add(
-            EssayStudentAssociation(
-                essay_id=uuid.uuid4(),
-                batch_id=uuid.uuid4(),
-                class_id=uuid.UUID(school_class["id"]),
-                student_id=uuid.UUID(author["id"]),
-                status="pending_validation",
-            )
-        )
-        await session.commit()
-    events_before = len(await outbox_events(session_factory))
-
-    referenced = await api_client.delete(f"{STUDENTS}/{author['id']}", headers=A)
-    deleted = await api_client.delete(f"{STUDENTS}/{other['id']}", headers=A)
-
-    error = assert_error(referenced, 409, "CONFLICT")
-    assert "essay" in error["message"]
-    assert (deleted.status_code, deleted.json()) == (
-        200,
-        {"message": "Student deleted successfully"},
-    )
-    assert_error(await api_client.get(f"{STUDENTS}/{other['id']}", headers=A), 404, "NOT_FOUND")
-    assert (await api_client.get(f"{STUDENTS}/{author['id']}", headers=A)).status_code == 200
-    remaining = await api_client.get(f"/v1/classes/{school_class['id']}", headers=A)
-    assert remaining.json()["student_count"] == 1
-    assert len(await outbox_events(session_factory)) == events_before
 
 
 async def test_update_of_person_name_is_partial(
