@@ -7,10 +7,12 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
+from prometheus_client import CollectorRegistry
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.associations.domain import AssociationStatus
@@ -20,11 +22,14 @@ from class_management_service.associations.events import (
 )
 from class_management_service.associations.ingestion import AuthorMatchIngestion, IngestionResult
 from class_management_service.associations.models import EssayStudentAssociation
+from class_management_service.associations.timeout_metrics import TimeoutMetrics
+from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.ledger import ProcessedEvent
+from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 
 TEACHER = "teacher-ingestion"
@@ -271,3 +276,27 @@ async def ingest(
 
 def _same(event: AuthorMatchEvent) -> AuthorMatchEvent:
     return event
+
+
+def timeout_monitor(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+) -> TimeoutMonitor:
+    return TimeoutMonitor(
+        session_factory=session_factory,
+        settings=settings,
+        metrics=TimeoutMetrics(registry or CollectorRegistry()),
+    )
+
+
+async def age_rows(session_factory: async_sessionmaker[AsyncSession], age: timedelta) -> None:
+    """Every association becomes ``age`` older: time passes, as the database sees it."""
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "UPDATE essay_student_associations "
+                "SET created_at = created_at - CAST(:age AS interval)"
+            ),
+            {"age": age},
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +117,41 @@ async def read_topic(
         return found
     finally:
         await consumer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    expected: int,
+    *,
+    keys: Collection[str] | None = None,
+    linger: float = 0.0,
+    within: float = 30.0,
+) -> list[Any]:
+    """Read the topic from the start until ``expected`` messages (then ``linger`` for extras);
+    on a topic other tests publish to as well, only the messages with one of ``keys``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    messages: list[Any] = []
+    try:
+        deadline = time.monotonic() + within
+        extra_until: float | None = None
+        while time.monotonic() < deadline:
+            if len(messages) >= expected and extra_until is None:
+                extra_until = time.monotonic() + linger
+            if extra_until is not None and time.monotonic() >= extra_until:
+                break
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                messages.extend(
+                    record for record in records if keys is None or record.key.decode() in keys
+                )
+    finally:
+        await consumer.stop()
+    return messages

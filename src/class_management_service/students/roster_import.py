@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.queries import class_not_found
+from class_management_service.db import sqlstate
 from class_management_service.errors import Conflict
 from class_management_service.messaging import topics
 from class_management_service.notifications.outbox import notify_roster_imported
@@ -39,7 +40,7 @@ from class_management_service.students.schemas import (
     StudentCreatedV1,
     StudentUpdatedV1,
 )
-from class_management_service.students.service import AGGREGATE_TYPE, UNIQUE_VIOLATION, sqlstate
+from class_management_service.students.service import AGGREGATE_TYPE, UNIQUE_VIOLATION
 from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
 
 

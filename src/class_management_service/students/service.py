@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership
 from class_management_service.classes.service import ensure_owned_classes
+from class_management_service.db import sqlstate
 from class_management_service.errors import Conflict, ValidationFailed
 from class_management_service.messaging import topics
 from class_management_service.notifications.outbox import notify_student_added
@@ -47,11 +48,6 @@ _EVENT_FIELDS = {"first_name": "first_name", "last_name": "last_name", "email": 
 
 def _email_taken(email: str | None) -> Conflict:
     return Conflict("You already have a student with this e-mail.", {"email": email})
-
-
-def sqlstate(exc: IntegrityError) -> str | None:
-    state = getattr(exc.orig, "sqlstate", None)
-    return state if isinstance(state, str) else None
 
 
 def _unique(ids: Iterable[uuid.UUID] | None) -> list[uuid.UUID]:

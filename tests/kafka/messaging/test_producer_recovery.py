@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
-from tests.kafka.outbox.test_relay import consume
-from tests.kafka.topics import make_relay
+from tests.kafka.topics import consume, make_relay
 
 
 async def _stop_sender_as_the_broker_would(producer: object) -> None:

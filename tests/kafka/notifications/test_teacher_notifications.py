@@ -17,7 +17,17 @@ from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.messaging import topics
 from class_management_service.notifications.schemas import TeacherNotificationRequestedV1
 from class_management_service.settings import Settings
-from tests.factories import Roster, encode, envelope, essay, event, ingest, seed_roster
+from tests.factories import (
+    Roster,
+    age_rows,
+    encode,
+    envelope,
+    essay,
+    event,
+    ingest,
+    seed_roster,
+    timeout_monitor,
+)
 from tests.kafka.topics import (
     TRACEPARENT,
     TRACESTATE,
@@ -25,8 +35,6 @@ from tests.kafka.topics import (
     read_topic,
     relay_outbox,
 )
-from tests.postgres.associations.test_timeout_monitor import age_rows
-from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
 
 SessionFactory = async_sessionmaker[AsyncSession]
 

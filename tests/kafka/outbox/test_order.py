@@ -37,8 +37,7 @@ from class_management_service.outbox.writer import (
 from class_management_service.settings import Settings
 from class_management_service.unit_of_work import UnitOfWork
 from tests.http_helpers import create_class, teacher
-from tests.kafka.outbox.test_relay import consume
-from tests.kafka.topics import make_relay
+from tests.kafka.topics import consume, make_relay
 from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]

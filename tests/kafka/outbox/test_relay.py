@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import LeaderNotAvailableError
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
@@ -33,8 +31,8 @@ from class_management_service.outbox.models import OutboxEvent, OutboxStatus
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
-from tests.kafka.topics import make_relay
-from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
+from tests.factories import timeout_monitor
+from tests.kafka.topics import consume, make_relay
 from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -80,44 +78,6 @@ async def add_events(
         ]
         await session.commit()
     return ids
-
-
-async def consume(
-    bootstrap: str,
-    topic: str,
-    expected: int,
-    *,
-    keys: Collection[str] | None = None,
-    linger: float = 0.0,
-    within: float = 30.0,
-) -> list[Any]:
-    """Read the topic from the start until ``expected`` messages (then ``linger`` for extras);
-    on a topic other tests publish to as well, only the messages with one of ``keys``."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    messages: list[Any] = []
-    try:
-        deadline = time.monotonic() + within
-        extra_until: float | None = None
-        while time.monotonic() < deadline:
-            if len(messages) >= expected and extra_until is None:
-                extra_until = time.monotonic() + linger
-            if extra_until is not None and time.monotonic() >= extra_until:
-                break
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                messages.extend(
-                    record for record in records if keys is None or record.key.decode() in keys
-                )
-    finally:
-        await consumer.stop()
-    return messages
 
 
 async def rows(session_factory: SessionFactory) -> dict[uuid.UUID, OutboxEvent]:

@@ -17,7 +17,6 @@ from class_management_service.associations import service
 from class_management_service.associations.decisions import TeacherDecision
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
-from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.bootstrap import build_container
 from class_management_service.courses.domain import CourseCode
@@ -25,7 +24,7 @@ from class_management_service.messaging import topics
 from class_management_service.outbox.models import OutboxEvent
 from class_management_service.settings import Settings
 from class_management_service.unit_of_work import UnitOfWork
-from tests.factories import seed_batch
+from tests.factories import age_rows, seed_batch, timeout_monitor
 from tests.fakes.clock import FixedClock
 from tests.http_helpers import outbox_events
 
@@ -51,30 +50,6 @@ def clock() -> FixedClock:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(validation_timeout_hours=24, timeout_confidence_threshold=0.7)
-
-
-def monitor(
-    session_factory: SessionFactory,
-    settings: Settings,
-    registry: CollectorRegistry | None = None,
-) -> TimeoutMonitor:
-    return TimeoutMonitor(
-        session_factory=session_factory,
-        settings=settings,
-        metrics=TimeoutMetrics(registry or CollectorRegistry()),
-    )
-
-
-async def age_rows(session_factory: SessionFactory, age: timedelta) -> None:
-    """Every association becomes ``age`` older: time passes, as the database sees it."""
-    async with session_factory() as session, session.begin():
-        await session.execute(
-            text(
-                "UPDATE essay_student_associations "
-                "SET created_at = created_at - CAST(:age AS interval)"
-            ),
-            {"age": age},
-        )
 
 
 async def rows_of(
@@ -118,7 +93,7 @@ async def test_overdue_batch_is_auto_confirmed_and_published_once(
             correlation_id=uuid.uuid4(),
         )
     registry = CollectorRegistry()
-    worker = monitor(session_factory, settings, registry)
+    worker = timeout_monitor(session_factory, settings, registry)
 
     await age_rows(session_factory, timedelta(hours=23, minutes=59))
     assert (await worker.run_once()).finalized == []
@@ -212,7 +187,7 @@ async def test_teacher_finalized_batch_is_never_re_published(
         await session.commit()
 
     await age_rows(session_factory, timedelta(days=2))
-    assert (await monitor(session_factory, settings).run_once()).finalized == []
+    assert (await timeout_monitor(session_factory, settings).run_once()).finalized == []
     rows = await rows_of(session_factory, batch_id)
     assert rows[essays[0]].status == S.CONFIRMED
     assert rows[essays[0]].validation_method == "human"
@@ -226,7 +201,7 @@ async def test_batch_a_teacher_is_deciding_is_left_alone_until_released(
         session_factory, [S.PENDING_VALIDATION, S.PENDING_VALIDATION], [0.9, 0.9]
     )
     await age_rows(session_factory, timedelta(hours=25))
-    worker = monitor(session_factory, settings)
+    worker = timeout_monitor(session_factory, settings)
     async with session_factory() as teacher_session, teacher_session.begin():
         # A teacher's request holds one row of the batch.
         await teacher_session.execute(
@@ -247,7 +222,7 @@ async def test_two_monitors_never_double_process(
         for _ in range(30)
     ]
     await age_rows(session_factory, timedelta(hours=24, seconds=1))
-    first, second = (monitor(session_factory, settings) for _ in range(2))
+    first, second = (timeout_monitor(session_factory, settings) for _ in range(2))
     one, two = await asyncio.gather(first.run_once(), second.run_once())
     assert not set(one.finalized) & set(two.finalized)
     assert sorted(one.finalized + two.finalized) == sorted(batches)

@@ -26,10 +26,9 @@ from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import connect_listener
 from class_management_service.settings import Settings
-from tests.factories import seed_batch
+from tests.factories import seed_batch, timeout_monitor
 from tests.http_helpers import assert_error, create_class, teacher
 from tests.kafka.topics import make_relay
-from tests.postgres.associations.test_timeout_monitor import monitor as timeout_monitor
 from tests.waiting import cancel_and_wait, wait_for
 
 T = TypeVar("T")
