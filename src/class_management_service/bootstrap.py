@@ -22,6 +22,7 @@ from class_management_service.associations.routes import router as associations_
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
 from class_management_service.classes.routes import router as classes_router
 from class_management_service.container import Container
+from class_management_service.http.docs_ui import install_docs
 from class_management_service.http.errors import install_error_handlers
 from class_management_service.http.middleware import RequestContextMiddleware
 from class_management_service.http.openapi import install_links
@@ -160,6 +161,9 @@ def build_app(settings: Settings) -> FastAPI:
             "essay-to-student associations of the HuleEdu platform."
         ),
         lifespan=lifespan,
+        # http/docs_ui.py serves the documents' pages from local assets instead.
+        docs_url=None,
+        redoc_url=None,
     )
     # The only thing the app holds: routes reach it through http/deps.py.
     app.state.container = container
@@ -173,6 +177,7 @@ def build_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
     install_links(app)
+    install_docs(app, settings)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=container.metrics.http,

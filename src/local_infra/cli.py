@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from local_infra.dev import DEV_DATABASE, DevStack
 from local_infra.external import ENV_VARS, external_from_env
 from local_infra.install import ensure_installed
-from local_infra.paths import HOME_ENV_VAR
+from local_infra.paths import HOME_ENV_VAR, infra_root
 from local_infra.process import ServerStartError
 from local_infra.server import SERVER_NAMES
+from local_infra.tools import TOOL_NAMES, ensure_tools
 
 _ENV_LINES = "\n".join(f"  {var}" for var in ENV_VARS.values())
 _DESCRIPTION = f"""\
@@ -21,7 +22,7 @@ for local development, without Docker. Servers run in the background until `down
 data, logs and ports live under <repo>/.infra/dev (set {HOME_ENV_VAR} to move <repo>/.infra).
 
 typical use:
-  local-infra install            # only install what is missing (apt, Maven); start nothing
+  local-infra install            # only install what is missing (apt, Maven, npm); start nothing
   local-infra up                 # start all three (idempotent; same ports next time)
   eval "$(local-infra env)"      # point the service at them
   local-infra status
@@ -58,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         "Maven, the PostgreSQL initdb template, the Kafka JVM class-data archive) so that "
         "later starts are fast. External servers (variables below) are skipped.",
     )
-    install.add_argument("names", nargs="*", metavar="NAME", help=names_help)
+    install.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"servers or test tools: any of {', '.join(SERVER_NAMES + TOOL_NAMES)} (default: all)",
+    )
 
     down = commands.add_parser("down", help="stop servers (keeps their data)")
     down.add_argument("names", nargs="*", metavar="NAME", help=names_help)
@@ -104,8 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.up(_names(args.names, parser))
             print('local-infra: ready. Use them with: eval "$(local-infra env)"', file=sys.stderr)
         elif args.command == "install":
-            local = [n for n in _names(args.names, parser) if external_from_env(n) is None]
+            tools = [n for n in args.names if n in TOOL_NAMES]
+            servers = [n for n in args.names if n not in TOOL_NAMES]
+            if not args.names:
+                tools = list(TOOL_NAMES)
+            wanted = _names(servers, parser) if servers or not args.names else []
+            local = [n for n in wanted if external_from_env(n) is None]
             ensure_installed(local)
+            ensure_tools(tools, infra_root() / "cache")
             print(f"local-infra: ready to start: {', '.join(local) or 'nothing'}", file=sys.stderr)
         elif args.command == "down":
             stack.down(_names(args.names, parser), wipe=args.wipe)

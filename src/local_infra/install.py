@@ -39,7 +39,7 @@ def stderr_log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+def run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(
         argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False
     )
@@ -53,26 +53,30 @@ def _apt_has(package: str) -> bool:
     return result.returncode == 0
 
 
-def _apt_install(needs: list[str], log: Log) -> None:
-    """Install the Debian packages behind ``needs`` (keys of _APT_HINTS)."""
+def apt_install(packages: list[str], missing: str, log: Log) -> None:
+    """Install Debian ``packages`` (``missing`` says what they are, for a user who must)."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        missing = "\n".join(f"  - {_APT_HINTS[need]}" for need in needs)
         raise InstallError(
             "missing on this machine (and not root with apt-get, so not "
             f"installing them automatically):\n{missing}"
         )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     log("local-infra: apt-get update")
-    _run(["apt-get", "update"], "apt-get update", env)
+    run(["apt-get", "update"], "apt-get update", env)
+    log(f"local-infra: apt-get install {' '.join(packages)}")
+    run(["apt-get", "install", "-y", "--no-install-recommends", *packages], "apt-get install", env)
+
+
+def _apt_install(needs: list[str], log: Log) -> None:
+    """Install the Debian packages behind ``needs`` (keys of _APT_HINTS)."""
     packages = {
         "postgres": "postgresql-15" if _apt_has("postgresql-15") else "postgresql",
         "redis": "redis-server",
         "java": "default-jre-headless",
         "maven": "maven",
     }
-    chosen = [packages[need] for need in needs]
-    log(f"local-infra: apt-get install {' '.join(chosen)}")
-    _run(["apt-get", "install", "-y", "--no-install-recommends", *chosen], "apt-get install", env)
+    missing = "\n".join(f"  - {_APT_HINTS[need]}" for need in needs)
+    apt_install([packages[need] for need in needs], missing, log)
 
 
 def ensure_kafka_libs(cache_dir: Path, log: Log = stderr_log) -> Path:
@@ -90,7 +94,7 @@ def ensure_kafka_libs(cache_dir: Path, log: Log = stderr_log) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     pom = kafka_pom_path()
     log(f"local-infra: fetching Kafka {kafka.kafka_version()} jars with Maven into {libs}")
-    _run(
+    run(
         [
             mvn,
             *("-q", "-B", "-f", str(pom), "dependency:copy-dependencies"),

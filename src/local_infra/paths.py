@@ -58,3 +58,8 @@ def kafka_pom_path() -> Path:
             return pom
     searched = ", ".join(str(p) for p in candidates)
     raise FileNotFoundError(f"infra/kafka/pom.xml not found (looked at: {searched})")
+
+
+def npm_project_dir() -> Path:
+    """The npm project (infra/npm: package.json and package-lock.json) of the test tools."""
+    return kafka_pom_path().parent.parent / "npm"
