@@ -2,7 +2,7 @@
 decodes them with: the input of :mod:`.document`.
 
 A topic constant in :mod:`..messaging.topics` without an entry here makes building the document
-fail (:func:`check_complete`), and ``tests/postgres/docs/test_asyncapi.py`` finds every topic the
+fail (:func:`check_complete`), and ``tests/unit/test_asyncapi_document.py`` finds every topic the
 code enqueues events for, so a new event type cannot go undocumented.
 """
 

@@ -63,11 +63,6 @@ async def test_docs_and_asyncapi_pages_render_with_no_network(
     app = build_app(make_settings())
     try:
         async with serving(app) as base, browser_page(chromium, tmp_path / "profile") as page:
-            # The network is closed indeed: the CDN the pages used to load from is unreachable.
-            refused = await page.call("Page.navigate", url=CDN_ASSET)
-            assert refused.get("errorText"), refused
-            page.requested.clear()
-
             async with httpx.AsyncClient(base_url=base) as client:
                 openapi = (await client.get("/openapi.json")).json()
                 asyncapi = (await client.get("/asyncapi.json")).json()
@@ -90,5 +85,9 @@ async def test_docs_and_asyncapi_pages_render_with_no_network(
                 lambda text: isinstance(text, str) and all(name in text for name in names),
             )
             _loopback_only(page)
+
+            # The network is closed indeed: the CDN the pages used to load from is unreachable.
+            refused = await page.call("Page.navigate", url=CDN_ASSET)
+            assert refused.get("errorText"), refused
     finally:
         await app.state.container.close()
