@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, create_model
@@ -107,6 +108,7 @@ def _teacher_notifications() -> tuple[EventType, ...]:
     return tuple(messages)
 
 
+@cache
 def published_channels() -> tuple[Channel, ...]:
     """The topics the relay publishes outbox rows to (the topic is the envelope's event_type)."""
 
@@ -158,6 +160,7 @@ def published_channels() -> tuple[Channel, ...]:
     )
 
 
+@cache
 def consumed_event() -> EventType:
     """``BatchAuthorMatchesSuggestedV1``, decoded by the author-match consumer."""
     return EventType(
