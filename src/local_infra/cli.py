@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         help="install what the servers need, start nothing",
         description="Install what is missing (apt packages when root, the Kafka jars via "
         "Maven, the PostgreSQL initdb template, the Kafka JVM class-data archive) so that "
-        "later starts are fast. External servers (variables below) are skipped.",
+        "later starts are fast, and the API-document tests' tools (Debian's chromium, the "
+        "AsyncAPI JSON Schemas via npm ci). External servers (variables below) are skipped.",
     )
     install.add_argument(
         "names",
