@@ -78,7 +78,7 @@ async def archive_course(uow: UnitOfWork, teacher_id: str, course: CourseCode) -
         .returning(SchoolClass.id, SchoolClass.archived_at)
         .execution_options(synchronize_session=False)
     )
-    for class_id, archived_at in sorted(archived.tuples()):
+    for class_id, archived_at in sorted(archived.all()):
         _publish(session, teacher_id, class_id, archived_at)
     await uow.commit()
     return class_ids
