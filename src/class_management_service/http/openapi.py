@@ -26,19 +26,11 @@ LINKS: dict[tuple[str, str], tuple[str, list[tuple[str, str]]]] = {
             ("get", f"{CLASS}/students"),
             ("post", f"{CLASS}/students/import"),
             ("get", f"{CLASS}/roster"),
-            ("post", f"{CLASS}/archive"),
-            ("post", f"{CLASS}/unarchive"),
         ],
     ),
     ("post", "/v1/classes/students"): (
         "student_id",
-        [
-            ("get", STUDENT),
-            ("put", STUDENT),
-            ("delete", STUDENT),
-            ("get", f"{STUDENT}/export"),
-            ("post", f"{STUDENT}/erase"),
-        ],
+        [("get", STUDENT), ("put", STUDENT), ("delete", STUDENT)],
     ),
 }
 

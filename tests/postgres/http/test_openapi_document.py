@@ -67,13 +67,9 @@ def test_created_classes_and_students_link_to_the_operations_on_them(
         ("get", "/v1/classes/{class_id}/students"),
         ("post", "/v1/classes/{class_id}/students/import"),
         ("get", "/v1/classes/{class_id}/roster"),
-        ("post", "/v1/classes/{class_id}/archive"),
-        ("post", "/v1/classes/{class_id}/unarchive"),
     }
     assert linked("post", "/v1/classes/students") == {
         ("get", "/v1/classes/students/{student_id}"),
         ("put", "/v1/classes/students/{student_id}"),
         ("delete", "/v1/classes/students/{student_id}"),
-        ("get", "/v1/classes/students/{student_id}/export"),
-        ("post", "/v1/classes/students/{student_id}/erase"),
     }
