@@ -47,6 +47,7 @@ from class_management_service.settings import (
     ConsumerSettings,
     Settings,
 )
+from class_management_service.students.rights_routes import router as student_rights_router
 from class_management_service.students.routes import router as students_router
 from class_management_service.workers.supervisor import Supervisor, Worker
 
@@ -188,6 +189,7 @@ def build_app(settings: Settings) -> FastAPI:
         operations_router,
         # /v1/classes/students/... must be matched before /v1/classes/{class_id}.
         students_router,
+        student_rights_router,
         classes_router,
         associations_router,
         internal_router,

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.db import Base, TimestampMixin
@@ -18,6 +19,8 @@ class SchoolClass(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     created_by_user_id: Mapped[str] = mapped_column(String(255))
     course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"))
+    # Set by the term-end archive (classes/archive.py): the class is read-only while it is set.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ClassMembership(Base):

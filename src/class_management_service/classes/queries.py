@@ -73,9 +73,13 @@ _CLASS = RawQuery.of(
 
 
 @cache
-def _list_queries(sort: ClassSort, by_course: bool, by_name: bool) -> RawQuery:
-    """One compiled statement per filter combination (16 at most)."""
+def _list_queries(
+    sort: ClassSort, by_course: bool, by_name: bool, include_archived: bool
+) -> RawQuery:
+    """One compiled statement per filter combination (32 at most)."""
     statement = owned_classes()
+    if not include_archived:
+        statement = statement.where(SchoolClass.archived_at.is_(None))
     if by_course:
         statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
     if by_name:
@@ -98,9 +102,10 @@ async def list_classes(
     sort: ClassSort,
     course_code: CourseCode | None = None,
     name_contains: str | None = None,
+    include_archived: bool = False,
 ) -> str:
-    """A :class:`ClassList` page, as JSON."""
-    query = _list_queries(sort, course_code is not None, bool(name_contains))
+    """A :class:`ClassList` page, as JSON; archived classes only with ``include_archived``."""
+    query = _list_queries(sort, course_code is not None, bool(name_contains), include_archived)
     async with db.connection() as connection:
         return await fetch_page(
             connection,

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
-from class_management_service.classes import queries, service
+from class_management_service.classes import archive, queries, service
 from class_management_service.classes.schemas import (
+    ArchiveReport,
     ClassCreate,
     ClassDeleted,
     ClassList,
@@ -28,11 +29,12 @@ router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPO
 
 
 class _ClassIdConvertor(StringConvertor):
-    """A class id segment is anything but ``students``: ``/v1/classes/students`` is the students
-    collection, and a method it does not serve is its 405, not a lookup of a class "students"
-    (a 422 with a ``class_id`` error)."""
+    """A class id segment is anything but ``students`` and ``archive``: ``/v1/classes/students``
+    is the students collection and ``/v1/classes/archive`` the bulk archive, and a method they
+    do not serve is their 405, not a lookup of a class "students" (a 422 with a ``class_id``
+    error)."""
 
-    regex = "(?!students$)[^/]+"
+    regex = "(?!(?:students|archive)$)[^/]+"
 
 
 register_url_convertor("class_id", _ClassIdConvertor())
@@ -70,10 +72,19 @@ async def list_classes(
     q: Annotated[
         SearchText | None, Query(description="Case-insensitive substring of the class name.")
     ] = None,
+    include_archived: Annotated[
+        bool, Query(description="Also list archived classes (hidden by default).")
+    ] = False,
 ) -> JsonText:
     return JsonText(
         await queries.list_classes(
-            db, teacher_id, page, sort=sort, course_code=course_code, name_contains=q
+            db,
+            teacher_id,
+            page,
+            sort=sort,
+            course_code=course_code,
+            name_contains=q,
+            include_archived=include_archived,
         )
     )
 
@@ -117,3 +128,62 @@ async def update_class(
 async def delete_class(class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow) -> ClassDeleted:
     await service.delete_class(uow, teacher_id, class_id)
     return ClassDeleted()
+
+
+_READ_ONLY = (
+    "An archived class is read-only: every write touching it or its memberships (update, "
+    "delete, students joining or leaving it, roster import) is a 409 until it is unarchived. It "
+    "is still served: by id, in lists with `include_archived=true`, its roster to the NLP "
+    "service, and the review of its batches."
+)
+
+
+@router.post(
+    "/archive",
+    response_model=ArchiveReport,
+    summary="Archive every class of a course",
+    description=(
+        "Term-end archive: archives every active class of the calling teacher in `course_code` "
+        "and reports how many (and which). Publishes `ClassUpdatedV1` per class archived. "
+        + _READ_ONLY
+    ),
+)
+async def archive_course(
+    course_code: Annotated[CourseCode, Query(description="The course whose classes to archive.")],
+    teacher_id: TeacherId,
+    uow: Uow,
+) -> ArchiveReport:
+    class_ids = await archive.archive_course(uow, teacher_id, course_code)
+    return ArchiveReport(course_code=course_code, archived=len(class_ids), class_ids=class_ids)
+
+
+@router.post(
+    "/{class_id:class_id}/archive",
+    response_model=ClassResponse,
+    summary="Archive a class",
+    description=(
+        "Sets `archived_at` and publishes `ClassUpdatedV1` (with `archived: true`); archiving "
+        "an archived class changes nothing. " + _READ_ONLY
+    ),
+)
+async def archive_class(
+    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, db: ReadDb
+) -> JsonText:
+    await archive.set_archived(uow, teacher_id, class_id, archived=True)
+    return JsonText(await queries.get_class(db, teacher_id, class_id))
+
+
+@router.post(
+    "/{class_id:class_id}/unarchive",
+    response_model=ClassResponse,
+    summary="Unarchive a class",
+    description=(
+        "Makes an archived class active (writable, listed) again and publishes `ClassUpdatedV1` "
+        "(with `archived: false`); unarchiving an active class changes nothing."
+    ),
+)
+async def unarchive_class(
+    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, db: ReadDb
+) -> JsonText:
+    await archive.set_archived(uow, teacher_id, class_id, archived=False)
+    return JsonText(await queries.get_class(db, teacher_id, class_id))

@@ -87,6 +87,9 @@ class ClassResponse(BaseModel):
     student_count: int = Field(ge=0, description="Students currently in the class.")
     created_at: datetime
     updated_at: datetime
+    archived_at: datetime | None = Field(
+        description="When the class was archived (read-only, hidden from lists); null: active."
+    )
 
 
 class ClassList(BaseModel):
@@ -98,6 +101,14 @@ class ClassList(BaseModel):
 
 class ClassDeleted(BaseModel):
     message: Literal["Class deleted successfully"] = "Class deleted successfully"
+
+
+class ArchiveReport(BaseModel):
+    """What a bulk archive of one course's classes did."""
+
+    course_code: CourseCode
+    archived: int = Field(ge=0, description="Classes archived by this request.")
+    class_ids: list[uuid.UUID] = Field(description="Those classes (sorted by id).")
 
 
 class ClassSort(enum.StrEnum):
@@ -131,3 +142,11 @@ class ClassUpdatedV1(BaseModel):
     user_id: str
     correlation_id: uuid.UUID
     timestamp: datetime
+
+
+class ClassArchiveChangedV1(ClassUpdatedV1):
+    """``ClassUpdatedV1`` of an archive or unarchive: name and course unchanged (null), plus the
+    new state (``archived_at`` null: active again)."""
+
+    archived: bool
+    archived_at: datetime | None

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import SchoolClass
 from class_management_service.classes.queries import class_not_found
+from class_management_service.classes.read_only import ensure_writable
 from class_management_service.classes.schemas import (
     ClassCreate,
     ClassCreatedV1,
@@ -77,6 +78,7 @@ async def update_class(
         ),
         lambda: class_not_found(class_id),
     )
+    await ensure_writable(session, teacher_id, [class_id])
 
     new_name = request.name if request.name not in (None, school_class.name) else None
     new_code = request.course_codes[0] if request.course_codes else None
@@ -103,6 +105,7 @@ async def update_class(
 
 async def delete_class(uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID) -> None:
     """Memberships go with the class (FK cascade); the contract has no deletion event."""
+    await ensure_writable(uow.session, teacher_id, [class_id])
     deleted = await uow.session.scalar(
         delete(SchoolClass)
         .where(SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id)

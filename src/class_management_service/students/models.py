@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import Computed, String, Text, UniqueConstraint
+from sqlalchemy import Computed, DateTime, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.db import Base, TimestampMixin
@@ -28,3 +29,5 @@ class Student(TimestampMixin, Base):
         Text, Computed("normalized_email(email)", persisted=True)
     )
     created_by_user_id: Mapped[str] = mapped_column(String(255), index=True)
+    # Set by erasure (students/data_rights.py): names are a pseudonym, e-mail and legal name gone.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

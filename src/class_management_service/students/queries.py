@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
-from class_management_service.errors import NotFound
+from class_management_service.errors import Conflict, NotFound
 from class_management_service.http.pagination import (
     PageRequest,
     contains,
@@ -60,6 +60,13 @@ _SORTABLE = {
 
 def student_not_found(student_id: uuid.UUID) -> NotFound:
     return NotFound("Student not found.", {"student_id": str(student_id)})
+
+
+def student_erased(student_id: uuid.UUID) -> Conflict:
+    return Conflict(
+        "The student's personal data was erased; the record cannot be changed.",
+        {"student_id": str(student_id)},
+    )
 
 
 def _person_name() -> ColumnElement[Any]:
@@ -114,7 +121,8 @@ _OWNED_CLASS = RawQuery.of(
 @cache
 def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
     """One compiled statement per filter combination (24 at most)."""
-    statement = owned_students()
+    # Erased students are never listed (nor found by search); GET by id still answers.
+    statement = owned_students().where(Student.erased_at.is_(None))
     if by_class:
         statement = statement.where(
             Student.id.in_(

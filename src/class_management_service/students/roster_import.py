@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.queries import class_not_found
+from class_management_service.classes.read_only import ensure_writable
 from class_management_service.db import sqlstate
 from class_management_service.errors import Conflict
 from class_management_service.messaging import topics
@@ -65,6 +66,7 @@ async def import_roster(
         ),
         lambda: class_not_found(class_id),
     )
+    await ensure_writable(session, teacher_id, [class_id])
 
     emails = [row.email for row in roster.rows if row.email is not None]
     by_email = await _students_by_email(session, teacher_id, class_id, emails)

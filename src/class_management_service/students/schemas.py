@@ -164,6 +164,9 @@ class StudentResponse(BaseModel):
     class_ids: list[uuid.UUID] = Field(description="The student's classes (sorted by id).")
     created_at: datetime
     updated_at: datetime
+    erased_at: datetime | None = Field(
+        description="When the personal data was erased (names are then a pseudonym); null: never."
+    )
 
 
 class StudentList(BaseModel):
@@ -251,3 +254,10 @@ class StudentUpdatedV1(BaseModel):
     updated_by_user_id: str
     correlation_id: uuid.UUID
     timestamp: datetime
+
+
+class StudentErasedV1(StudentUpdatedV1):
+    """``StudentUpdatedV1`` of an erasure: the names are the pseudonym, and ``erased_fields``
+    names every field erased (``student_email`` null here means removed, not "not changed")."""
+
+    erased_fields: list[str]

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import ClassMembership
+from class_management_service.classes.read_only import ensure_writable
 from class_management_service.classes.service import ensure_owned_classes
 from class_management_service.db import sqlstate
 from class_management_service.errors import Conflict, ValidationFailed
@@ -26,7 +27,7 @@ from class_management_service.notifications.outbox import notify_student_added
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.students.models import Student
-from class_management_service.students.queries import student_not_found
+from class_management_service.students.queries import student_erased, student_not_found
 from class_management_service.students.schemas import (
     MEMBERSHIP_FIELDS,
     StudentCreate,
@@ -59,6 +60,7 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
     session = uow.session
     class_ids = _unique(request.class_ids)
     await ensure_owned_classes(session, teacher_id, class_ids, lock=True)
+    await ensure_writable(session, teacher_id, class_ids)
     name = request.person_name
     # ON CONFLICT DO NOTHING: a taken e-mail (even one committed a moment ago by a concurrent
     # request) is a clean "no row" rather than an aborted transaction.
@@ -124,7 +126,10 @@ async def update_student(
         select(Student).where(Student.id == student_id, Student.created_by_user_id == teacher_id),
         lambda: student_not_found(student_id),
     )
+    if student.erased_at is not None:
+        raise student_erased(student_id)
     await ensure_owned_classes(session, teacher_id, add_ids, lock=True)
+    await ensure_writable(session, teacher_id, [*add_ids, *remove_ids])
 
     event = StudentUpdatedV1(
         student_id=str(student_id),
@@ -179,7 +184,13 @@ async def update_student(
 
 
 async def delete_student(uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID) -> None:
-    """Memberships go with the student; a student who authored essays stays (409)."""
+    """Memberships go with the student (so none of an archived class); a student who authored
+    essays stays (409)."""
+    await ensure_writable(
+        uow.session,
+        teacher_id,
+        select(ClassMembership.class_id).where(ClassMembership.student_id == student_id),
+    )
     try:
         deleted = await uow.session.scalar(
             delete(Student)
@@ -188,10 +199,11 @@ async def delete_student(uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID
         )
     except IntegrityError as exc:
         if sqlstate(exc) == _FOREIGN_KEY_VIOLATION:
+            erase = f"/v1/classes/students/{student_id}/erase"
             raise Conflict(
                 "The student is linked to essays (essay-student associations) and cannot be "
-                "deleted.",
-                {"student_id": str(student_id)},
+                f"deleted; erase the student's personal data instead (POST {erase}).",
+                {"student_id": str(student_id), "erase": erase},
             ) from None
         raise
     if deleted is None:
