@@ -3,6 +3,7 @@ broker's answers allow, metrics and health. Rows are made old on the database's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -193,3 +194,24 @@ async def test_bootstrap_runs_the_worker_when_switched_on_and_lists_it_in_health
     finally:
         await off.close()
         await on.close()
+
+
+async def test_replicas_delete_each_row_once_side_by_side(
+    session_factory: SessionFactory, make_settings: Callable[..., Settings]
+) -> None:
+    await fill_ledger(session_factory, rows=2000, age=3 * DAY)
+    await fill_outbox(session_factory, rows=2000, age=2 * DAY)
+    settings = make_settings(
+        retention_outbox_published_days=1,
+        retention_processed_events_days=2,
+        retention_batch_size=50,
+    )
+    replicas = [retention_worker(session_factory, settings, FakeRedelivery()) for _ in range(3)]
+
+    passes = await asyncio.gather(*(replica.run_once() for replica in replicas))
+    # A replica that found the rest locked by the others stopped early; a second pass ends it.
+    passes += await asyncio.gather(*(replica.run_once() for replica in replicas))
+
+    for table in ("processed_events", "outbox_events"):
+        assert sum(outcome.deleted[table] for outcome in passes) == 2000
+    assert await counts(session_factory) == {"processed_events": 0}
