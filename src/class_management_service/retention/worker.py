@@ -133,6 +133,7 @@ class RetentionWorker:
             if batch.count < limit:
                 return
             after = batch.last
+            await asyncio.sleep(self._settings.retention_batch_pause_seconds)
 
     async def _ledger_windows(self, topics: list[str]) -> dict[str, timedelta | None]:
         """Each topic's ledger window (None: keep for ever), for the topics the broker answered."""

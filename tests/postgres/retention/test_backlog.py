@@ -63,6 +63,7 @@ async def test_a_million_old_rows_go_while_ingestion_goes_on(
         retention_processed_events_days=30,
         retention_outbox_published_days=7,
         retention_interval_seconds=0.05,
+        retention_batch_pause_seconds=0,
     )
     registry = CollectorRegistry()
     worker = retention_worker(session_factory, settings, FakeRedelivery(), registry)
