@@ -201,6 +201,8 @@ class RetentionWorker:
                     topic: None if window is None else window / timedelta(days=1)
                     for topic, window in windows.items()
                 },
+                # Their records are kept until the broker says how long it keeps the topic.
+                "topics_waiting_for_the_broker": [t for t in topics if t not in windows],
                 "table_rows": {table: size.rows for table, size in sizes.items()},
             },
         )

@@ -19,6 +19,7 @@ from class_management_service.retention.worker import RetentionWorker
 from class_management_service.settings import Settings
 from tests.factories import fill_ledger, fill_outbox, retention_worker
 from tests.fakes.redelivery import FakeRedelivery
+from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
 DAY = timedelta(days=1)
@@ -144,6 +145,8 @@ async def test_ledger_rows_wait_for_the_broker_while_the_outbox_is_cleaned(
 
     assert outcome.deleted == {"processed_events": 0, "outbox_events": 10}
     assert outcome.unknown_topics == ["huleedu.batch.author.matches.suggested.v1"]
+    health = (await worker.health_check()()).details
+    assert health["topics_waiting_for_the_broker"] == outcome.unknown_topics
     broker.unreachable = False
     assert (await worker.run_once()).deleted == {"processed_events": 10, "outbox_events": 0}
     # Answered once, asked again only after the refresh interval.
@@ -215,3 +218,32 @@ async def test_replicas_delete_each_row_once_side_by_side(
     for table in ("processed_events", "outbox_events"):
         assert sum(outcome.deleted[table] for outcome in passes) == 2000
     assert await counts(session_factory) == {"processed_events": 0}
+
+
+async def test_backs_off_while_the_database_is_busy_and_resumes_after(
+    session_factory: SessionFactory, make_settings: Callable[..., Settings]
+) -> None:
+    await fill_outbox(session_factory, rows=10, age=2 * DAY)
+    settings = make_settings(retention_outbox_published_days=1, database_lock_timeout_ms=100)
+    worker = retention_worker(session_factory, settings, FakeRedelivery())
+    task = asyncio.create_task(worker.run())
+    try:
+        async with session_factory() as holder, holder.begin():
+            await holder.execute(text("LOCK TABLE outbox_events IN ACCESS EXCLUSIVE MODE"))
+
+            def backed_off() -> bool:
+                assert not task.done(), task.exception()
+                return worker.backoff.failures >= 1
+
+            await wait_for(backed_off, what="a failed pass and a backoff")
+            assert "lock timeout" in (worker.backoff.last_error or "")
+
+        async def resumed() -> bool:
+            assert not task.done(), task.exception()
+            return worker.backoff.failures == 0 and await counts(session_factory) == {
+                "processed_events": 0
+            }
+
+        await wait_for(resumed, what="a pass deleting the old rows after the lock went")
+    finally:
+        await cancel_and_wait([task])
