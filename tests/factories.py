@@ -368,4 +368,5 @@ def retention_worker(
         settings=settings,
         metrics=RetentionMetrics(registry or CollectorRegistry()),
         redelivery=redelivery,
+        consumed_topics=(),
     )

@@ -121,7 +121,9 @@ def author_match_handler(container: Container) -> AuthorMatchHandler:
 
 
 def retention_worker(container: Container) -> RetentionWorker:
-    """The retention worker, asking the container's broker about consumed topics; in /healthz."""
+    """The retention worker, asking the container's broker about the consumed topics, in
+    /healthz. A topic missing here is still checked once the ledger holds one of its events;
+    listed, it is checked from start-up on."""
     settings = container.settings
     worker = RetentionWorker(
         session_factory=container.session_factory,
@@ -131,6 +133,7 @@ def retention_worker(container: Container) -> RetentionWorker:
             settings.kafka_bootstrap_servers,
             timeout_seconds=settings.producer_request_timeout_ms / 1000,
         ),
+        consumed_topics=[settings.author_match_consumer.topic],
     )
     container.health_checks["retention"] = worker.health_check()
     return worker

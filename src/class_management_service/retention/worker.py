@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -74,8 +75,10 @@ class RetentionWorker:
         settings: Settings,
         metrics: RetentionMetrics,
         redelivery: RedeliveryLookup,
+        consumed_topics: Sequence[str],
     ) -> None:
         self._session_factory = session_factory
+        self._consumed_topics = set(consumed_topics)
         self._settings = settings
         self._metrics = metrics
         self._lookup = redelivery
@@ -106,7 +109,10 @@ class RetentionWorker:
             statements.OUTBOX_EVENTS,
             partial(statements.delete_published, window=self._outbox_window),
         )
-        topics = await statements.ledger_topics(self._session_factory)
+        # The topics this service consumes are checked from the first pass on, before their
+        # ledger holds anything: a window too short shows in the log at start-up.
+        ledger_topics = await statements.ledger_topics(self._session_factory)
+        topics = sorted(self._consumed_topics.union(ledger_topics))
         windows = await self._ledger_windows(topics)
         outcome.unknown_topics = [topic for topic in topics if topic not in windows]
         for topic, window in windows.items():

@@ -4,6 +4,7 @@ redeliver its records."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -76,19 +77,28 @@ async def test_worker_keeps_ledger_rows_kafka_may_still_redeliver(
     topics: dict[str, str],
     make_settings: Callable[..., Settings],
     session_factory: async_sessionmaker[AsyncSession],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A 2-day window, shorter than the 4 days (and a margin) Kafka keeps "kept"'s records.
     settings = make_settings(
         run_retention=True,
         kafka_bootstrap_servers=kafka_bootstrap,
+        author_matches_topic=topics["kept"],
         retention_processed_events_days=2,
     )
-    for topic in topics.values():
-        await fill_ledger(session_factory, rows=3, age=3 * DAY, topic=topic)
-    await fill_ledger(session_factory, rows=2, age=5 * DAY, topic=topics["kept"])
     container = build_container(settings)
     try:
         [worker] = [w for w in container.supervisor.workers if isinstance(w, RetentionWorker)]
+        caplog.set_level(logging.ERROR, logger="class_management_service.retention.worker")
+        # At start-up, before the ledger holds anything: the consumed topic is checked.
+        await worker.run_once()
+        assert [record.topic for record in caplog.records] == [topics["kept"]]  # type: ignore[attr-defined]
+        health = (await container.health_checks["retention"]()).details
+        assert health["processed_event_window_days"] == {topics["kept"]: 4 + 1 / 24}
+
+        for topic in topics.values():
+            await fill_ledger(session_factory, rows=3, age=3 * DAY, topic=topic)
+        await fill_ledger(session_factory, rows=2, age=5 * DAY, topic=topics["kept"])
         outcome = await worker.run_once()
     finally:
         await container.close()

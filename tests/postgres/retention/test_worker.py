@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service import db
 from class_management_service.bootstrap import build_container
 from class_management_service.retention.horizon import NOTHING_TO_REDELIVER, Redelivery
 from class_management_service.retention.worker import RetentionWorker
@@ -225,7 +226,8 @@ async def test_backs_off_while_the_database_is_busy_and_resumes_after(
 ) -> None:
     await fill_outbox(session_factory, rows=10, age=2 * DAY)
     settings = make_settings(retention_outbox_published_days=1, database_lock_timeout_ms=100)
-    worker = retention_worker(session_factory, settings, FakeRedelivery())
+    engine = db.create_engine(settings)  # the worker's connections wait 100 ms for a lock
+    worker = retention_worker(db.create_session_factory(engine), settings, FakeRedelivery())
     task = asyncio.create_task(worker.run())
     try:
         async with session_factory() as holder, holder.begin():
@@ -247,3 +249,4 @@ async def test_backs_off_while_the_database_is_busy_and_resumes_after(
         await wait_for(resumed, what="a pass deleting the old rows after the lock went")
     finally:
         await cancel_and_wait([task])
+        await engine.dispose()
