@@ -56,8 +56,10 @@ async def old_rows(session_factory: SessionFactory, *, at_most: int) -> int:
 async def test_a_million_old_rows_go_while_ingestion_goes_on(
     session_factory: SessionFactory, make_settings: Callable[..., Settings]
 ) -> None:
-    await fill_ledger(session_factory, rows=BACKLOG, age=timedelta(days=31))
-    await fill_outbox(session_factory, rows=BACKLOG, age=timedelta(days=8))
+    await asyncio.gather(  # two tables, two connections: the fills run side by side
+        fill_ledger(session_factory, rows=BACKLOG, age=timedelta(days=31)),
+        fill_outbox(session_factory, rows=BACKLOG, age=timedelta(days=8)),
+    )
     assert await old_rows(session_factory, at_most=BACKLOG) == 2 * BACKLOG
     settings = make_settings(
         retention_processed_events_days=30,
