@@ -182,6 +182,18 @@ async def test_health_shows_the_worker_behind_while_old_rows_remain(
     assert "behind" not in result.details
 
 
+async def test_health_shows_the_worker_behind_when_no_pass_finished_in_time(
+    session_factory: SessionFactory, make_settings: Callable[..., Settings]
+) -> None:
+    # No time for a pass at all: the first one, over a year's backlog, could take hours.
+    settings = make_settings(retention_interval_seconds=0, retention_grace_seconds=0)
+    worker = retention_worker(session_factory, settings, FakeRedelivery())
+
+    result = await worker.health_check()()
+
+    assert result.details == {"status": "behind", "behind": ["no pass finished"]}
+
+
 async def test_bootstrap_runs_the_worker_when_switched_on_and_lists_it_in_health(
     make_settings: Callable[..., Settings],
 ) -> None:
