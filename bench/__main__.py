@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import feedback, http_api, ingestion_e2e, review, roster
+from bench import feedback, http_api, ingestion_e2e, retention, review, roster
 from bench.harness import REPOSITORY, Harness, Stats, progress
 from bench.report import Section, Table, Target, bar_chart, number, ratio, stats_cells, write_report
 
@@ -25,7 +25,7 @@ DEFAULT_OUTPUT = REPOSITORY / "docs" / "benchmarks.md"
 SCRATCH_OUTPUT = REPOSITORY / ".infra" / "bench" / "benchmarks.md"
 PROFILE_FINDINGS = Path(__file__).with_name("profile_findings.md")
 
-ORDER = ("ingestion", "http", "roster", "review", "tests", "memory")
+ORDER = ("ingestion", "http", "roster", "review", "retention", "tests", "memory")
 DESCRIPTIONS = {
     "ingestion": "essays/s from Kafka to committed rows in the service process, vs raw "
     "asyncpg INSERT/unnest/COPY; empty table and 1,000,000 rows",
@@ -35,6 +35,8 @@ DESCRIPTIONS = {
     "review": "batches of 30 confirmed per second through the HTTP API vs raw SQL",
     "tests": "wall time of each PostgreSQL-only test file alone (and the suite with --suite)",
     "memory": "peak RSS of the service process during ingestion and http (runs both)",
+    "retention": "essays/s of ingestion while the retention worker deletes a backlog of old "
+    "rows, vs with nothing to delete",
 }
 
 
@@ -242,6 +244,13 @@ class Runner:
                             repetitions=repetitions,
                             suite=self.arguments.suite,
                         )
+                    ),
+                )
+            elif name == "retention":
+                timed(
+                    name,
+                    lambda: retention.section(
+                        retention.measure(self.harness, quick=quick, repetitions=repetitions)
                     ),
                 )
             elif name == "memory":

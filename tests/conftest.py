@@ -230,6 +230,7 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "run_consumer": False,
             "run_outbox_relay": False,
             "run_timeout_monitor": False,
+            "run_retention": False,
             **overrides,
         }
         return Settings(**values)

@@ -29,6 +29,9 @@ from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.messaging.ledger import ProcessedEvent
+from class_management_service.retention.horizon import RedeliveryLookup
+from class_management_service.retention.metrics import RetentionMetrics
+from class_management_service.retention.worker import RetentionWorker
 from class_management_service.settings import Settings
 from class_management_service.students.models import Student
 
@@ -300,3 +303,70 @@ async def age_rows(session_factory: async_sessionmaker[AsyncSession], age: timed
             ),
             {"age": age},
         )
+
+
+async def fill_ledger(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    rows: int,
+    age: timedelta,
+    topic: str = topics.BATCH_AUTHOR_MATCHES_SUGGESTED,
+) -> None:
+    """``rows`` processed-event records of ``topic`` in one statement (generate_series): the
+    newest ``age`` old on the database's clock, each further one a second older. Ids in
+    insertion order (a random prefix per call): the primary key index is appended to rather
+    than written all over, which makes a million-row fill several times faster."""
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO processed_events (event_id, topic, processed_at) "
+                "SELECT CAST(:prefix || lpad(to_hex(g), 16, '0') AS uuid), :topic, "
+                "now() - CAST(:age AS interval) - make_interval(secs => g) "
+                "FROM generate_series(0, :rows - 1) AS g"
+            ),
+            {"topic": topic, "age": age, "rows": rows, "prefix": uuid.uuid4().hex[:16]},
+        )
+
+
+async def fill_outbox(
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    rows: int,
+    age: timedelta,
+    status: str = "published",
+) -> None:
+    """``rows`` outbox rows of ``status`` in one statement (generate_series), each its own
+    aggregate: written (and, if published, published) ``age`` ago, each further one a second
+    earlier. The sequence is given, so the per-row sequence trigger does not run; ids as in
+    :func:`fill_ledger`."""
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            text(
+                "INSERT INTO outbox_events (id, aggregate_type, aggregate_id, aggregate_sequence, "
+                "topic, event_type, message_key, envelope, headers, status, created_at, "
+                "next_attempt_at, published_at) "
+                "SELECT CAST(:prefix || lpad(to_hex(g), 16, '0') AS uuid), 'filler', "
+                "f.aggregate, 1, 'filler', 'filler', f.aggregate, '{}', '{}', "
+                "CAST(:status AS text), f.at, f.at, "
+                "CASE WHEN CAST(:status AS text) = 'published' THEN f.at END "
+                "FROM generate_series(0, :rows - 1) AS g, LATERAL (SELECT "
+                "  'filler-' || :prefix || g AS aggregate, "
+                "  now() - CAST(:age AS interval) - make_interval(secs => g) AS at) AS f"
+            ),
+            {"status": status, "age": age, "rows": rows, "prefix": uuid.uuid4().hex[:16]},
+        )
+
+
+def retention_worker(
+    session_factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    redelivery: RedeliveryLookup,
+    registry: CollectorRegistry | None = None,
+) -> RetentionWorker:
+    return RetentionWorker(
+        session_factory=session_factory,
+        settings=settings,
+        metrics=RetentionMetrics(registry or CollectorRegistry()),
+        redelivery=redelivery,
+        consumed_topics=(),
+    )

@@ -41,6 +41,8 @@ from class_management_service.observability.metrics import Metrics
 from class_management_service.observability.routes import router as operations_router
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.reads import ReadOnlyDatabase
+from class_management_service.retention.horizon import BrokerRedelivery
+from class_management_service.retention.worker import RetentionWorker
 from class_management_service.settings import (
     PREFIX,
     SHARED_INTERNAL_API_KEY,
@@ -105,6 +107,8 @@ def build_workers(container: Container) -> list[Worker]:
                 metrics=container.metrics.timeout,
             )
         )
+    if container.settings.run_retention:
+        workers.append(retention_worker(container))
     return workers
 
 
@@ -116,6 +120,25 @@ def author_match_handler(container: Container) -> AuthorMatchHandler:
         completed_ttl_seconds=settings.idempotency_completed_ttl_seconds,
     )
     return AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
+
+
+def retention_worker(container: Container) -> RetentionWorker:
+    """The retention worker, asking the container's broker about the consumed topics, in
+    /healthz. A topic missing here is still checked once the ledger holds one of its events;
+    listed, it is checked from start-up on."""
+    settings = container.settings
+    worker = RetentionWorker(
+        session_factory=container.session_factory,
+        settings=settings,
+        metrics=container.metrics.retention,
+        redelivery=BrokerRedelivery(
+            settings.kafka_bootstrap_servers,
+            timeout_seconds=settings.producer_request_timeout_ms / 1000,
+        ),
+        consumed_topics=[settings.author_match_consumer.topic],
+    )
+    container.health_checks["retention"] = worker.health_check()
+    return worker
 
 
 def consumer_worker(

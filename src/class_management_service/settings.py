@@ -113,6 +113,20 @@ class Settings(BaseSettings):
     # Overdue batches one scan picks up (a pass scans again until none is left).
     timeout_monitor_batch_size: int = 100
 
+    # Retention (retention/): published outbox rows and processed-event records older than
+    # their windows are deleted, a batch per short transaction, a pass every interval. The
+    # processed-event window must outlast anything Kafka can still redeliver; the worker checks
+    # it against each consumed topic's retention on the broker and raises it where it is shorter.
+    retention_outbox_published_days: float = Field(default=7.0, gt=0)
+    retention_processed_events_days: float = Field(default=30.0, gt=0)
+    retention_batch_size: int = Field(default=1000, gt=0)
+    # Between two batches: leaves the database to ingestion while a backlog is worked off
+    # (1,000 rows per ~30 ms is still billions of rows a day).
+    retention_batch_pause_seconds: float = 0.02
+    retention_interval_seconds: float = 300.0
+    # /healthz shows the worker behind when a table's oldest row is older than its window + this.
+    retention_grace_seconds: float = 3600.0
+
     # Health: the consumer loop must have completed a poll this recently to count as progressing.
     health_consumer_stall_seconds: float = 30.0
     # /healthz answers within 1 s: each dependency check gets this long.
@@ -122,6 +136,7 @@ class Settings(BaseSettings):
     run_consumer: bool = True
     run_outbox_relay: bool = True
     run_timeout_monitor: bool = True
+    run_retention: bool = True
 
     max_request_body_bytes: int = 5 * 1024 * 1024
     # The request line and headers (431 beyond) and the time they may take to arrive (408 after;

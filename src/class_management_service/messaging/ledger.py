@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, String, func, text
+from sqlalchemy import DateTime, Index, String, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,8 @@ class ProcessedEvent(Base):
     """Consumed events whose effects are committed: the authoritative idempotency record."""
 
     __tablename__ = "processed_events"
+    # Retention deletes each topic's oldest rows first (migration 0008).
+    __table_args__ = (Index("ix_processed_events_topic_processed_at", "topic", "processed_at"),)
 
     event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     topic: Mapped[str] = mapped_column(String(255))

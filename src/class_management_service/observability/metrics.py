@@ -11,6 +11,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.outbox.metrics import OutboxMetrics
+from class_management_service.retention.metrics import RetentionMetrics
 
 __all__ = ["CONTENT_TYPE_LATEST", "HttpMetrics", "Metrics"]
 
@@ -39,6 +40,7 @@ class Metrics:
         self.http = HttpMetrics(self.registry)
         self.outbox = OutboxMetrics(self.registry)
         self.timeout = TimeoutMetrics(self.registry)
+        self.retention = RetentionMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -49,6 +49,12 @@ class OutboxEvent(Base):
             "aggregate_sequence",
             postgresql_where="status = 'pending'",
         ),
+        # Retention deletes the oldest published rows first (migration 0008).
+        Index(
+            "ix_outbox_events_published_at",
+            "published_at",
+            postgresql_where="status = 'published'",
+        ),
     )
 
     # The envelope's event_id: it never changes, so every re-send carries the same id.

@@ -1,0 +1,1 @@
+"""Retention: keeps ``processed_events`` and published ``outbox_events`` to their windows."""
