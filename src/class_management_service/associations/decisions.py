@@ -34,7 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import (
+    AssociationStatus,
+    RankedSuggestion,
+    ValidationMethod,
+)
 
 UNDECIDED_STATUSES = frozenset({AssociationStatus.PENDING_VALIDATION, AssociationStatus.NO_MATCH})
 DECIDED_STATUSES = frozenset(
@@ -55,6 +59,8 @@ class AssociationState:
     status: AssociationStatus
     student_id: uuid.UUID | None
     confidence_score: float | None = None
+    #: The essay's valid suggestions, ranked (stored at ingestion).
+    suggestions: tuple[RankedSuggestion, ...] = ()
 
 
 @dataclass(frozen=True)

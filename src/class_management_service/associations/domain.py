@@ -4,6 +4,10 @@ decisions, the API schemas and the events, so none of those imports another for 
 from __future__ import annotations
 
 import enum
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 
 class AssociationStatus(enum.StrEnum):
@@ -22,3 +26,48 @@ class ValidationMethod(enum.StrEnum):
 
 # Statuses in which an essay has no student: nothing suggested, or the suggestion was refused.
 STUDENTLESS_STATUSES = (AssociationStatus.NO_MATCH, AssociationStatus.REJECTED)
+
+
+class HistoryMethod(enum.StrEnum):
+    """What changed an association (``association_history.method``)."""
+
+    INGESTED = "ingested"
+    AUTO = "auto"
+    TEACHER_CONFIRM = "teacher_confirm"
+    TEACHER_REJECT = "teacher_reject"
+    TEACHER_REASSIGN = "teacher_reassign"
+    TIMEOUT = "timeout"
+    ERASURE = "erasure"
+
+
+#: The actor recorded for changes no person made (ingestion, the auto-confirm policy, timeout).
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class RankedSuggestion:
+    """One valid suggestion of an essay's author as stored (``suggestions`` column), ranked by
+    confidence (highest first), ties by the lowest student id."""
+
+    student_id: uuid.UUID
+    confidence_score: float
+    match_reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (an item of the ``suggestions`` jsonb column)."""
+        return {
+            "student_id": str(self.student_id),
+            "confidence_score": self.confidence_score,
+            "match_reasons": list(self.match_reasons),
+        }
+
+    @classmethod
+    def all_from_json(cls, items: Iterable[Mapping[str, Any]]) -> tuple[RankedSuggestion, ...]:
+        return tuple(
+            cls(
+                uuid.UUID(item["student_id"]),
+                float(item["confidence_score"]),
+                tuple(item["match_reasons"]),
+            )
+            for item in items
+        )
