@@ -47,7 +47,7 @@ async def test_every_valid_suggestion_is_kept_ranked_and_reassigning_reports_its
         (str(s2), 0.5),
     ]
     assert row.suggestions[0]["match_reasons"] == ["fuzzy:0.8"]
-    assert row.student_id == s0 and row.confidence_score == 0.8
+    assert (row.student_id, row.confidence_score) == (s0, 0.8)
 
     headers = teacher_headers(TEACHER)
     listed = (await api_client.get(_url(batch_id), headers=headers)).json()
