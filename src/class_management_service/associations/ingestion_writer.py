@@ -19,6 +19,7 @@ from class_management_service.associations.admission import (
     admit,
 )
 from class_management_service.associations.confirmation import finalize_auto_decided
+from class_management_service.associations.domain import RankedSuggestion
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.selection import PlannedAssociation
 from class_management_service.messaging import ledger
@@ -252,11 +253,7 @@ def _columns(
         columns["student_ids"].append(row.student_id)
         columns["confidence_scores"].append(row.confidence_score)
         columns["match_reasons"].append(reasons)
-        columns["suggestions"].append(
-            json.dumps([suggestion.to_json() for suggestion in row.suggestions])
-            if row.suggestions
-            else "[]"
-        )
+        columns["suggestions"].append(RankedSuggestion.all_to_json(row.suggestions))
         columns["filenames"].append(row.filename)
         columns["statuses"].append(row.status.value)
         columns["validation_methods"].append(
