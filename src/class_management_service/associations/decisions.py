@@ -1,11 +1,14 @@
 """The association state machine: every status change of an association is decided here.
 
 Pure functions, no I/O: the service loads the rows, asks this module what changes, and writes the
-answer back in one statement. Nothing else in the code base decides a status.
+answer back in one statement (with its history, :mod:`.history`). Nothing else in the code base
+decides a status, except ingestion's choice for a new essay (:mod:`.selection`).
 
 ======================  ===========================  =========================================
 from                    event                        to
 ======================  ===========================  =========================================
+(new essay)             ingestion, policy clears     confirmed (auto) — :mod:`.selection` with
+                                                     the policy of :mod:`.auto_confirm`
 pending_validation      teacher confirms suggestion  confirmed (human)
 pending_validation      teacher names other student  confirmed (human), student replaced
 no_match                teacher names a student      confirmed (human)

@@ -29,8 +29,6 @@ def history_method(before: AssociationState, transition: Transition) -> HistoryM
     teacher's "no student" for an essay without a suggestion is a rejection too)."""
     if transition.validation_method == ValidationMethod.TIMEOUT:
         return HistoryMethod.TIMEOUT
-    if transition.validation_method == ValidationMethod.AUTO:
-        return HistoryMethod.AUTO
     if transition.student_id is None:
         return HistoryMethod.TEACHER_REJECT
     if transition.student_id == before.student_id:
