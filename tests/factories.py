@@ -136,6 +136,17 @@ async def seed_batch(
                     student_id=student,
                     confidence_score=confidence,
                     match_reasons=[] if student is None else ["exact_name"],
+                    suggestions=(
+                        []
+                        if student is None or confidence is None
+                        else [
+                            {
+                                "student_id": str(student),
+                                "confidence_score": confidence,
+                                "match_reasons": ["exact_name"],
+                            }
+                        ]
+                    ),
                     filename=f"essay{i}.docx",
                     status=status.value,
                 )

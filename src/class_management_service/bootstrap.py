@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from class_management_service import db
 from class_management_service.associations.author_match_handler import AuthorMatchHandler
+from class_management_service.associations.auto_confirm import AutoConfirmPolicy
 from class_management_service.associations.ingestion import AuthorMatchIngestion
 from class_management_service.associations.routes import router as associations_router
 from class_management_service.associations.timeout_monitor import TimeoutMonitor
@@ -119,7 +120,10 @@ def author_match_handler(container: Container) -> AuthorMatchHandler:
         in_flight_ttl_seconds=settings.idempotency_in_flight_ttl_seconds,
         completed_ttl_seconds=settings.idempotency_completed_ttl_seconds,
     )
-    return AuthorMatchHandler(AuthorMatchIngestion(container.session_factory), cache)
+    ingestion = AuthorMatchIngestion(
+        container.session_factory, AutoConfirmPolicy.from_settings(settings)
+    )
+    return AuthorMatchHandler(ingestion, cache)
 
 
 def retention_worker(container: Container) -> RetentionWorker:

@@ -1,6 +1,7 @@
 """Imports every ORM model so ``Base.metadata`` is complete (for Alembic and the drift test)."""
 
 from class_management_service.associations.models import (
+    AssociationHistory,
     BatchConfirmation,
     EssayStudentAssociation,
 )
@@ -13,6 +14,7 @@ from class_management_service.outbox.models import OutboxAggregateSequence, Outb
 from class_management_service.students.models import Student
 
 __all__ = [
+    "AssociationHistory",
     "Base",
     "BatchConfirmation",
     "ClassMembership",

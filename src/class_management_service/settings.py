@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     # /healthz shows the worker behind when a table's oldest row is older than its window + this.
     retention_grace_seconds: float = 3600.0
 
+    # Auto-confirm policy of ingestion (associations/auto_confirm.py), off unless both are set:
+    # an essay whose best valid confidence is >= MIN_CONFIDENCE and leads the second best by
+    # >= MIN_MARGIN is stored confirmed by "auto".
+    auto_confirm_min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    auto_confirm_min_margin: float | None = Field(default=None, ge=0.0, le=1.0)
+
     # Health: the consumer loop must have completed a poll this recently to count as progressing.
     health_consumer_stall_seconds: float = 30.0
     # /healthz answers within 1 s: each dependency check gets this long.

@@ -9,11 +9,14 @@ class owner's ``student_associations_confirmed`` notification goes into the same
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +36,7 @@ from class_management_service.courses.models import Course
 from class_management_service.messaging import topics
 from class_management_service.notifications import payloads as notifications
 from class_management_service.notifications.outbox import add_notification
+from class_management_service.observability.context import continued_trace
 from class_management_service.outbox.writer import add_outbox_event
 
 AGGREGATE_TYPE = "batch"
@@ -197,3 +201,38 @@ async def finalize_if_complete(
         event_id=event_id,
         payload=payload,
     )
+
+
+class Cause(Protocol):
+    """The event whose essays the auto-confirm policy decided: its correlation id and trace
+    context (JSON, as stored with the rows)."""
+
+    @property
+    def correlation_id(self) -> uuid.UUID: ...
+
+    @property
+    def trace_context(self) -> str | None: ...
+
+
+async def finalize_auto_decided(
+    session: AsyncSession, causes: Mapping[uuid.UUID, Cause]
+) -> list[uuid.UUID]:
+    """Finalize each batch (by id, with the event that caused it) whose essays are now all
+    decided, in ingestion's transaction (statement 7 of :mod:`.ingestion`); returns those it
+    finalized."""
+    now = (await session.execute(select(func.now()))).scalar_one()
+    finalized = []
+    for batch_id in sorted(causes):
+        cause = causes[batch_id]
+        trace = json.loads(cause.trace_context) if cause.trace_context else None
+        with continued_trace(trace, correlation_id=cause.correlation_id):
+            done = await finalize_if_complete(
+                session,
+                batch_id=batch_id,
+                timeout_triggered=False,
+                now=now,
+                correlation_id=cause.correlation_id,
+            )
+        if done is not None:
+            finalized.append(batch_id)
+    return finalized

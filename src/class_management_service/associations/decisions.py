@@ -1,11 +1,14 @@
 """The association state machine: every status change of an association is decided here.
 
 Pure functions, no I/O: the service loads the rows, asks this module what changes, and writes the
-answer back in one statement. Nothing else in the code base decides a status.
+answer back in one statement (with its history, :mod:`.history`). Nothing else in the code base
+decides a status, except ingestion's choice for a new essay (:mod:`.selection`).
 
 ======================  ===========================  =========================================
 from                    event                        to
 ======================  ===========================  =========================================
+(new essay)             ingestion, policy clears     confirmed (auto) — :mod:`.selection` with
+                                                     the policy of :mod:`.auto_confirm`
 pending_validation      teacher confirms suggestion  confirmed (human)
 pending_validation      teacher names other student  confirmed (human), student replaced
 no_match                teacher names a student      confirmed (human)
@@ -34,7 +37,11 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
-from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import (
+    AssociationStatus,
+    RankedSuggestion,
+    ValidationMethod,
+)
 
 UNDECIDED_STATUSES = frozenset({AssociationStatus.PENDING_VALIDATION, AssociationStatus.NO_MATCH})
 DECIDED_STATUSES = frozenset(
@@ -55,6 +62,8 @@ class AssociationState:
     status: AssociationStatus
     student_id: uuid.UUID | None
     confidence_score: float | None = None
+    #: The essay's valid suggestions, ranked (stored at ingestion).
+    suggestions: tuple[RankedSuggestion, ...] = ()
 
 
 @dataclass(frozen=True)

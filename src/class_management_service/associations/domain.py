@@ -4,6 +4,12 @@ decisions, the API schemas and the events, so none of those imports another for 
 from __future__ import annotations
 
 import enum
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 
 class AssociationStatus(enum.StrEnum):
@@ -22,3 +28,63 @@ class ValidationMethod(enum.StrEnum):
 
 # Statuses in which an essay has no student: nothing suggested, or the suggestion was refused.
 STUDENTLESS_STATUSES = (AssociationStatus.NO_MATCH, AssociationStatus.REJECTED)
+
+
+class HistoryMethod(enum.StrEnum):
+    """What changed an association (``association_history.method``)."""
+
+    INGESTED = "ingested"
+    AUTO = "auto"
+    TEACHER_CONFIRM = "teacher_confirm"
+    TEACHER_REJECT = "teacher_reject"
+    TEACHER_REASSIGN = "teacher_reassign"
+    TIMEOUT = "timeout"
+    ERASURE = "erasure"
+
+
+#: The actor recorded for changes no person made (ingestion, the auto-confirm policy, timeout).
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class RankedSuggestion:
+    """One valid suggestion of an essay's author as stored (``suggestions`` column), ranked by
+    confidence (highest first), ties by the lowest student id."""
+
+    student_id: uuid.UUID
+    confidence_score: float
+    match_reasons: tuple[str, ...]
+
+    @staticmethod
+    def all_to_json(suggestions: Sequence[RankedSuggestion]) -> str:
+        """The stored form (the ``suggestions`` jsonb column): ``[{student_id,
+        confidence_score, match_reasons}, ...]``. Written out directly: it runs for every
+        ingested essay, and ``json.dumps`` of the equivalent dicts cost ten times as much."""
+        if not suggestions:
+            return "[]"
+        return (
+            "["
+            + ",".join(
+                f'{{"student_id":"{s.student_id}","confidence_score":{s.confidence_score!r},'
+                f'"match_reasons":{_reasons_json(s.match_reasons)}}}'
+                for s in suggestions
+            )
+            + "]"
+        )
+
+    @classmethod
+    def all_from_json(cls, items: Iterable[Mapping[str, Any]]) -> tuple[RankedSuggestion, ...]:
+        return tuple(
+            cls(
+                uuid.UUID(item["student_id"]),
+                float(item["confidence_score"]),
+                tuple(item["match_reasons"]),
+            )
+            for item in items
+        )
+
+
+@lru_cache(maxsize=4096)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    # Few distinct reason lists recur across essays: encode each once.
+    return json.dumps(list(reasons))

@@ -1,6 +1,7 @@
 """Storing suggested authors from ``BatchAuthorMatchesSuggestedV1``: set-based and idempotent.
 
-A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
+A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size (a seventh
+and a finalization per batch when the auto-confirm policy decided essays):
 
 * prepare (read-only, may run while the previous batch is being written):
   1. the roster: one query for all classes of the batch (which exist, who belongs to them),
@@ -20,9 +21,14 @@ A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size:
      (another class, an essay in another batch, new essays for a finalized batch: rejected
      events are poison with that reason and leave no trace, not even in ``processed_events``);
   6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
-     NOTHING`` for the essays new to their batch. An essay it did not insert
-     was added to another batch by a concurrent transaction after statement 5: the batch is
-     rolled back and retried (transient), and the retry judges it with that essay in view.
+     NOTHING`` for the essays new to their batch, whose ``RETURNING`` feeds the
+     ``association_history`` rows in the same statement (:mod:`.history`). An essay it did not
+     insert was added to another batch by a concurrent transaction after statement 5: the batch
+     is rolled back and retried (transient), and the retry judges it with that essay in view;
+  7. only with the auto-confirm policy on (:mod:`.auto_confirm`) and essays it decided: each
+     such batch is finalized if all its essays are decided (:mod:`.confirmation`: the
+     ``batch_confirmations`` row, StudentAssociationsConfirmedV1 and the teacher's notification
+     through the outbox, with the event's correlation id and trace context).
 
 Rows are inserted and locked in key order, so concurrent batches take their row locks in the
 same order and cannot deadlock on each other. Events naming an unknown class are poison. If the
@@ -44,7 +50,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.associations.domain import AssociationStatus
+from class_management_service.associations.auto_confirm import AutoConfirmPolicy
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.ingestion_writer import (
     EventSource,
@@ -86,6 +92,10 @@ class IngestionResult:
     poisoned: dict[uuid.UUID, PoisonMessage] = field(default_factory=dict)
     #: Association rows inserted (essays that already had one are not counted).
     inserted: int = 0
+    #: Of those, how many the auto-confirm policy decided, per batch.
+    auto_confirmed: dict[uuid.UUID, int] = field(default_factory=dict)
+    #: Batches finalized at once because the policy decided all their essays.
+    finalized: list[uuid.UUID] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -118,8 +128,13 @@ class AuthorMatchIngestion:
     batch while the database writes the current one.
     """
 
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        auto_confirm: AutoConfirmPolicy | None = None,
+    ) -> None:
         self._session_factory = session_factory
+        self._auto_confirm = auto_confirm
 
     async def prepare(
         self,
@@ -159,7 +174,9 @@ class AuthorMatchIngestion:
                     "unknown_class", f"class {event.payload.class_id} does not exist"
                 )
                 continue
-            rows = plan_associations(event.event_id, event.payload, class_members)
+            rows = plan_associations(
+                event.event_id, event.payload, class_members, self._auto_confirm
+            )
             plan.items.append(
                 PlannedEvent(
                     event.event_id,
@@ -221,6 +238,17 @@ class AuthorMatchIngestion:
     async def _write(self, items: Sequence[PlannedEvent], result: IngestionResult) -> None:
         written = await write_batch(self._session_factory, items)
         result.inserted += written.inserted
+        result.finalized.extend(written.finalized)
+        for batch_id, count in written.auto_confirmed.items():
+            result.auto_confirmed[batch_id] = result.auto_confirmed.get(batch_id, 0) + count
+            logger.info(
+                "essays auto-confirmed at ingestion",
+                extra={
+                    "batch_id": str(batch_id),
+                    "auto_confirmed": count,
+                    "finalized": batch_id in written.finalized,
+                },
+            )
         for event_id, rejection in written.rejected.items():
             result.poisoned[event_id] = PoisonMessage(rejection.reason, rejection.error)
         for item in items:
@@ -231,7 +259,7 @@ class AuthorMatchIngestion:
 
 
 def _summary(event: AuthorMatchEvent, plans: Sequence[PlannedAssociation]) -> str:
-    matched = sum(1 for plan in plans if plan.status == AssociationStatus.PENDING_VALIDATION)
+    matched = sum(1 for plan in plans if plan.student_id is not None)
     return json.dumps(
         {
             "batch_id": str(event.payload.batch_id),

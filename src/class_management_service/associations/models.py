@@ -3,13 +3,25 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Float, ForeignKey, Index, String, Text, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.associations.domain import (
     STUDENTLESS_STATUSES,
     AssociationStatus,
+    HistoryMethod,
     ValidationMethod,
 )
 from class_management_service.db import Base, TimestampMixin
@@ -59,6 +71,9 @@ class EssayStudentAssociation(TimestampMixin, Base):
     )
     confidence_score: Mapped[float | None] = mapped_column(Float)
     match_reasons: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    # Every valid suggestion, ranked (selection.py): [{student_id, confidence_score,
+    # match_reasons}, ...]. The review's alternatives; a reassignment's confidence.
+    suggestions: Mapped[list[dict[str, object]]] = mapped_column(JSONB, server_default="[]")
     # Unbounded, as in the platform's models: a long filename must never fail a batch.
     filename: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))
@@ -87,3 +102,35 @@ class BatchConfirmation(Base):
     confirmed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class AssociationHistory(Base):
+    """One row per change of an association: who, when, from -> to, how, and in which request or
+    event. Appended in the change's transaction, never updated."""
+
+    __tablename__ = "association_history"
+    __table_args__ = (
+        CheckConstraint(f"method IN ({_sql_in(list(HistoryMethod))})", name="method"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    association_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("essay_student_associations.id", ondelete="CASCADE"), index=True
+    )
+    essay_id: Mapped[uuid.UUID] = mapped_column()
+    batch_id: Mapped[uuid.UUID] = mapped_column()
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    actor: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(Text)
+    # SET NULL: the record of a change outlives a student deleted since.
+    from_student_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("students.id", ondelete="SET NULL")
+    )
+    to_student_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("students.id", ondelete="SET NULL")
+    )
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str] = mapped_column(Text)
+    correlation_id: Mapped[uuid.UUID | None] = mapped_column()

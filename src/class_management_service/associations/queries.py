@@ -1,22 +1,94 @@
-"""Read side of the teacher review: a batch's associations as the teacher sees them."""
+"""Read side of the teacher review: a batch's associations as the teacher sees them, and an
+essay's decision history."""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    ScalarSelect,
+    String,
+    Uuid,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.associations.domain import AssociationStatus, ValidationMethod
-from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
+from class_management_service.associations.models import (
+    AssociationHistory,
+    BatchConfirmation,
+    EssayStudentAssociation,
+)
 from class_management_service.associations.schemas import (
+    AlternativeOut,
     BatchAssociationsResponse,
+    EssayHistoryResponse,
+    HistoryEntryOut,
     StudentAssociationOut,
 )
 from class_management_service.classes.models import SchoolClass
 from class_management_service.courses.models import Course
+from class_management_service.errors import NotFound
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    fetch_rendered,
+    json_rows,
+    response_columns,
+)
 from class_management_service.students.models import Student
+
+
+def _alternatives() -> ScalarSelect[Any]:
+    """The essay's stored suggestions but its current student's, as :class:`AlternativeOut`
+    objects in rank order; a student deleted since is left out."""
+    a = EssayStudentAssociation
+    suggested = (
+        func.jsonb_to_recordset(a.suggestions)
+        .table_valued(
+            column("student_id", Uuid),
+            column("confidence_score", Float),
+            column("match_reasons", JSONB),
+        )
+        .render_derived(name="s", with_types=True)
+    )
+    item = func.jsonb_build_object(
+        literal_column("'student_id'"),
+        suggested.c.student_id,
+        literal_column("'student_name'"),
+        Student.first_name + literal_column("' '") + Student.last_name,
+        literal_column("'confidence_score'"),
+        suggested.c.confidence_score,
+        literal_column("'match_reasons'"),
+        suggested.c.match_reasons,
+    )
+    ranked = aggregate_order_by(item, suggested.c.confidence_score.desc(), suggested.c.student_id)
+    return (
+        select(func.coalesce(func.jsonb_agg(ranked), literal_column("'[]'::jsonb")))
+        .select_from(suggested.join(Student, Student.id == suggested.c.student_id))
+        .where(suggested.c.student_id.is_distinct_from(a.student_id))
+        .correlate(a)
+        .scalar_subquery()
+    )
+
+
+def _history_count() -> ScalarSelect[Any]:
+    a = EssayStudentAssociation
+    return (
+        select(func.count())
+        .where(AssociationHistory.association_id == a.id)
+        .correlate(a)
+        .scalar_subquery()
+    )
 
 
 async def get_batch_associations(
@@ -33,6 +105,8 @@ async def get_batch_associations(
                 Student.email,
                 BatchConfirmation.confirmed_at,
                 BatchConfirmation.timeout_triggered,
+                _alternatives().label("alternatives"),
+                _history_count().label("history_count"),
             )
             .join(SchoolClass, SchoolClass.id == a.class_id)
             .join(Course, Course.id == SchoolClass.course_id)
@@ -53,6 +127,7 @@ async def get_batch_associations(
             finalized_at=None,
             timeout_triggered=None,
             status_counts={},
+            auto_decided=0,
             associations=[],
         )
     associations = []
@@ -79,6 +154,8 @@ async def get_batch_associations(
                 validated_by=association.validated_by,
                 validated_at=association.validated_at,
                 created_at=association.created_at,
+                alternatives=[AlternativeOut.model_validate(alt) for alt in row.alternatives],
+                history_count=row.history_count,
             )
         )
     first = rows[0]
@@ -90,5 +167,67 @@ async def get_batch_associations(
         finalized_at=first.confirmed_at,
         timeout_triggered=first.timeout_triggered,
         status_counts=dict(Counter(item.status.value for item in associations)),
+        auto_decided=sum(
+            1 for item in associations if item.validation_method == ValidationMethod.AUTO
+        ),
         associations=associations,
+    )
+
+
+def _history_entries() -> ScalarSelect[Any]:
+    """The association's history as a JSON array of :class:`HistoryEntryOut`, oldest first."""
+    h = AssociationHistory
+    pairs: list[ColumnElement[Any]] = []
+    for field in response_columns(HistoryEntryOut, h.__table__):
+        pairs += [literal_column(f"'{field.key}'"), field.element]
+    entry = func.json_build_object(*pairs)
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(entry, h.id)), literal_column("'[]'::json")
+            )
+        )
+        .where(h.association_id == EssayStudentAssociation.id)
+        .correlate(EssayStudentAssociation)
+        .scalar_subquery()
+    )
+
+
+_ESSAY_HISTORY = RawQuery.of(
+    json_rows(
+        select(
+            *response_columns(
+                EssayHistoryResponse,
+                EssayStudentAssociation.__table__,
+                {
+                    "association_id": lambda: EssayStudentAssociation.__table__.c.id,
+                    "history": _history_entries,
+                },
+            )
+        )
+        .join(SchoolClass, SchoolClass.id == EssayStudentAssociation.class_id)
+        .where(
+            EssayStudentAssociation.batch_id == bindparam("batch_id", type_=Uuid),
+            EssayStudentAssociation.essay_id == bindparam("essay_id", type_=Uuid),
+            SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
+        )
+    )
+)
+
+
+async def get_essay_history(
+    db: ReadOnlyDatabase, *, batch_id: uuid.UUID, essay_id: uuid.UUID, teacher_id: str
+) -> str:
+    """The essay's history as :class:`EssayHistoryResponse` JSON; another teacher's essay, or
+    one not in this batch, is not found."""
+    return await fetch_rendered(
+        db,
+        _ESSAY_HISTORY,
+        lambda: NotFound(
+            "Essay not found in this batch.",
+            {"batch_id": str(batch_id), "essay_id": str(essay_id)},
+        ),
+        batch_id=batch_id,
+        essay_id=essay_id,
+        teacher_id=teacher_id,
     )

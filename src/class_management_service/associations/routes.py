@@ -13,9 +13,11 @@ from class_management_service.associations.schemas import (
     BatchAssociationsResponse,
     ConfirmAssociationsRequest,
     ConfirmAssociationsResponse,
+    EssayHistoryResponse,
 )
 from class_management_service.errors import ERROR_RESPONSES, MalformedRequest
-from class_management_service.http.deps import ServiceClock, TeacherId, Uow
+from class_management_service.http.deps import ReadDb, ServiceClock, TeacherId, Uow
+from class_management_service.http.json_text import JsonText
 from class_management_service.observability.context import current_correlation_id
 
 router = APIRouter(prefix="/v1/batches", tags=["student associations"], responses=ERROR_RESPONSES)
@@ -37,8 +39,10 @@ def _batch_uuid(batch_id: str) -> uuid.UUID:
     summary="The suggested/decided author of every essay of a batch",
     response_model=BatchAssociationsResponse,
     description=(
-        "Every essay of the batch with its suggested or decided student. A batch the teacher "
-        "has nothing for (not stored yet, or another teacher's) lists no associations."
+        "Every essay of the batch with its suggested or decided student, the other ranked "
+        "suggestions (`alternatives`) and how many changes its history holds; `auto_decided` "
+        "counts the essays the auto-confirm policy decided. A batch the teacher has nothing "
+        "for (not stored yet, or another teacher's) lists no associations."
     ),
     responses={k: ERROR_RESPONSES[k] for k in (400, 401)},
 )
@@ -82,4 +86,26 @@ async def confirm_batch_associations(
         ],
         now=clock.now(),
         correlation_id=current_correlation_id(),
+    )
+
+
+@router.get(
+    "/{batch_id}/essays/{essay_id}/history",
+    summary="Every change of an essay's association, oldest first",
+    response_model=EssayHistoryResponse,
+    description=(
+        "Who changed the essay's author or status, when, from what to what, how (`ingested`, "
+        "`auto`, `teacher_confirm`, `teacher_reject`, `teacher_reassign`, `timeout`, "
+        "`erasure`) and in which request or event (`correlation_id`). Another teacher's essay, "
+        "or one not in this batch, is a 404."
+    ),
+    responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404)},
+)
+async def get_essay_history(
+    batch_id: uuid.UUID, essay_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb
+) -> JsonText:
+    return JsonText(
+        await queries.get_essay_history(
+            db, batch_id=batch_id, essay_id=essay_id, teacher_id=teacher_id
+        )
     )

@@ -8,7 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import (
+    AssociationStatus,
+    HistoryMethod,
+    ValidationMethod,
+)
 
 # A batch has tens of essays; a cap keeps one request from locking and rewriting unbounded rows.
 MAX_DECISIONS_PER_REQUEST = 2000
@@ -46,6 +50,15 @@ class ConfirmAssociationsRequest(BaseModel):
     )
 
 
+class AlternativeOut(BaseModel):
+    """Another valid suggestion for the essay (a student of the class), as the NLP ranked it."""
+
+    student_id: uuid.UUID
+    student_name: str = Field(description="First and last name of the suggested student")
+    confidence_score: float
+    match_reasons: list[str]
+
+
 class StudentAssociationOut(BaseModel):
     essay_id: uuid.UUID
     filename: str | None
@@ -66,6 +79,16 @@ class StudentAssociationOut(BaseModel):
     validated_by: str | None
     validated_at: datetime | None
     created_at: datetime = Field(description="When the suggestion was stored")
+    alternatives: list[AlternativeOut] = Field(
+        description=(
+            "The essay's other valid suggestions (every one but the current student's), highest "
+            "confidence first, ties by student id. Reassigning to one is one decision: confirm "
+            "the essay with that `student_id`."
+        )
+    )
+    history_count: int = Field(
+        description="Changes recorded for the essay (`GET .../essays/{essay_id}/history`)"
+    )
 
 
 class BatchAssociationsResponse(BaseModel):
@@ -81,6 +104,12 @@ class BatchAssociationsResponse(BaseModel):
     finalized_at: datetime | None
     timeout_triggered: bool | None = Field(description="Set once finalized")
     status_counts: dict[str, int]
+    auto_decided: int = Field(
+        description=(
+            "Essays whose decision is the auto-confirm policy's (validation_method `auto`); a "
+            "teacher's later change makes it theirs"
+        )
+    )
     associations: list[StudentAssociationOut]
 
 
@@ -93,6 +122,27 @@ class ConfirmAssociationsResponse(BatchAssociationsResponse):
     )
     associations_confirmed: int = Field(description="Items of this request with confirmed: true")
     associations_rejected: int = Field(description="Items of this request with confirmed: false")
+
+
+class HistoryEntryOut(BaseModel):
+    id: int = Field(description="Increasing in the order the changes were made")
+    changed_at: datetime
+    actor: str = Field(description="The teacher's user id, or `system` (ingestion, auto, timeout)")
+    method: HistoryMethod
+    from_student_id: uuid.UUID | None
+    to_student_id: uuid.UUID | None
+    from_status: AssociationStatus | None = Field(description="Null for the first entry")
+    to_status: AssociationStatus
+    correlation_id: uuid.UUID | None = Field(
+        description="The request's or the event's that made the change"
+    )
+
+
+class EssayHistoryResponse(BaseModel):
+    batch_id: uuid.UUID
+    essay_id: uuid.UUID
+    association_id: uuid.UUID
+    history: list[HistoryEntryOut] = Field(description="Oldest first")
 
 
 # ---- StudentAssociationsConfirmedV1 (published) --------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.associations import queries
@@ -21,10 +21,10 @@ from class_management_service.associations.decisions import (
     DecisionConflict,
     InvalidDecision,
     TeacherDecision,
-    Transition,
     decide_for_teacher,
 )
-from class_management_service.associations.domain import AssociationStatus
+from class_management_service.associations.domain import AssociationStatus, RankedSuggestion
+from class_management_service.associations.history import write_transitions
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.schemas import (
     ConfirmAssociationsResponse,
@@ -86,6 +86,7 @@ async def lock_batch(
             a.status,
             a.student_id,
             a.confidence_score,
+            a.suggestions,
             a.correlation_id,
             a.trace_context,
         )
@@ -107,6 +108,7 @@ async def lock_batch(
                 status=AssociationStatus(r.status),
                 student_id=r.student_id,
                 confidence_score=r.confidence_score,
+                suggestions=RankedSuggestion.all_from_json(r.suggestions),
             ),
             correlation_id=r.correlation_id,
             trace_context=r.trace_context,
@@ -120,35 +122,6 @@ async def is_finalized(session: AsyncSession, batch_id: uuid.UUID) -> bool:
         select(BatchConfirmation.batch_id).where(BatchConfirmation.batch_id == batch_id)
     )
     return found.first() is not None
-
-
-async def write_transitions(
-    session: AsyncSession,
-    rows: Sequence[LockedRow],
-    transitions: Sequence[Transition],
-    *,
-    validated_by: str | None,
-    now: datetime,
-) -> None:
-    """Write the changes in one executemany UPDATE (by primary key)."""
-    if not transitions:
-        return
-    ids = {row.state.essay_id: row.id for row in rows}
-    await session.execute(
-        update(EssayStudentAssociation),
-        [
-            {
-                "id": ids[t.essay_id],
-                "status": t.status.value,
-                "student_id": t.student_id,
-                "validation_method": t.validation_method.value,
-                "validated_by": validated_by,
-                "validated_at": now,
-                "updated_at": now,
-            }
-            for t in transitions
-        ],
-    )
 
 
 async def _roster_members(
@@ -197,7 +170,15 @@ async def confirm_associations(
         raise ValidationFailed(exc.message, exc.details) from exc
     except DecisionConflict as exc:
         raise Conflict(exc.message, exc.details) from exc
-    await write_transitions(session, rows, transitions, validated_by=teacher_id, now=now)
+    await write_transitions(
+        session,
+        [(row.id, row.state) for row in rows],
+        transitions,
+        validated_by=teacher_id,
+        actor=teacher_id,
+        correlation_id=correlation_id,
+        now=now,
+    )
     if not finalized:
         await finalize_if_complete(
             session,

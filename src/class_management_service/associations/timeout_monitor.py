@@ -33,14 +33,14 @@ from class_management_service.associations.decisions import (
     UNDECIDED_STATUSES,
     decide_timeout,
 )
-from class_management_service.associations.domain import AssociationStatus
+from class_management_service.associations.domain import SYSTEM_ACTOR, AssociationStatus
+from class_management_service.associations.history import write_transitions
 from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
 from class_management_service.associations.service import (
     LockedRow,
     batch_origin,
     is_finalized,
     lock_batch,
-    write_transitions,
 )
 from class_management_service.associations.timeout_metrics import TimeoutMetrics
 from class_management_service.errors import DATABASE_UNAVAILABLE
@@ -176,9 +176,17 @@ class TimeoutMonitor:
             transitions = decide_timeout(
                 (row.state for row in rows), threshold=self._settings.timeout_confidence_threshold
             )
-            await write_transitions(session, rows, transitions, validated_by=None, now=now)
             # The events continue the correlation and trace of the NLP event behind the batch.
             correlation_id, trace_context = batch_origin(rows)
+            await write_transitions(
+                session,
+                [(row.id, row.state) for row in rows],
+                transitions,
+                validated_by=None,
+                actor=SYSTEM_ACTOR,
+                correlation_id=correlation_id,
+                now=now,
+            )
             with continued_trace(trace_context, correlation_id=correlation_id):
                 finalized = await finalize_if_complete(
                     session,

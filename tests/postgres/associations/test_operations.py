@@ -49,7 +49,10 @@ async def test_list_shows_the_whole_batch_to_its_teacher_only(
         "validation_method": None,
         "validated_by": None,
         "validated_at": None,
+        "alternatives": [],
+        "history_count": 0,
     }
+    assert body["auto_decided"] == 0
     assert second["status"] == "no_match"
     assert second["student_id"] is None
     assert second["suggested_student_id"] is None
