@@ -27,10 +27,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from class_management_service.associations.domain import HistoryMethod
 from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.classes.models import ClassMembership
 from class_management_service.messaging import topics
@@ -72,8 +74,57 @@ def _scrub_associations(erasure: Erasure) -> Executable:
     )
 
 
-# Per table that keeps something personal beside the student's id, the statement removing it.
-ERASURE_STEPS: tuple[Callable[[Erasure], Executable], ...] = (_scrub_associations,)
+def _scrub_suggestions(erasure: Erasure) -> Executable:
+    # The NLP's reasons for suggesting the student for other essays (the ranked alternatives)
+    # may quote the name as well; the suggestion itself (id, confidence) stays. No index serves
+    # the containment test: an erasure is rare, and an index would cost every ingested essay.
+    return text(
+        """
+        UPDATE essay_student_associations AS a
+        SET suggestions = (
+            SELECT jsonb_agg(
+                CASE WHEN s.value ->> 'student_id' = CAST(:student_id AS text)
+                     THEN jsonb_set(s.value, '{match_reasons}', '[]'::jsonb)
+                     ELSE s.value END
+                ORDER BY s.ordinality)
+            FROM jsonb_array_elements(a.suggestions) WITH ORDINALITY AS s
+        )
+        WHERE a.suggestions @> jsonb_build_array(
+            jsonb_build_object('student_id', CAST(:student_id AS text)))
+        """
+    ).bindparams(student_id=str(erasure.student_id))
+
+
+def _record_in_history(erasure: Erasure) -> Executable:
+    # Each essay link of the student gets its "erasure" entry: the link stays as it was (same
+    # student, same status), who erased and in which request is what the entry records.
+    return text(
+        """
+        INSERT INTO association_history (
+            association_id, essay_id, batch_id, actor, method,
+            from_student_id, to_student_id, from_status, to_status, correlation_id
+        )
+        SELECT id, essay_id, batch_id, CAST(:actor AS text), CAST(:method AS text),
+               student_id, student_id, status, status, CAST(:correlation_id AS uuid)
+        FROM essay_student_associations
+        WHERE student_id = CAST(:student_id AS uuid)
+        ORDER BY essay_id
+        """
+    ).bindparams(
+        actor=erasure.teacher_id,
+        method=HistoryMethod.ERASURE.value,
+        correlation_id=erasure.correlation_id,
+        student_id=erasure.student_id,
+    )
+
+
+# Per table that keeps something personal beside the student's id, the statement removing it
+# (and the history's entry of the erasure).
+ERASURE_STEPS: tuple[Callable[[Erasure], Executable], ...] = (
+    _scrub_associations,
+    _scrub_suggestions,
+    _record_in_history,
+)
 
 
 async def erase_student(uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID) -> None:

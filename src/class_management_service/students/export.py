@@ -23,10 +23,15 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    or_,
     select,
 )
 
-from class_management_service.associations.models import BatchConfirmation, EssayStudentAssociation
+from class_management_service.associations.models import (
+    AssociationHistory,
+    BatchConfirmation,
+    EssayStudentAssociation,
+)
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import Course
 from class_management_service.reads import (
@@ -38,6 +43,7 @@ from class_management_service.reads import (
 )
 from class_management_service.students.export_schemas import (
     ExportedAssociation,
+    ExportedDecision,
     ExportedMembership,
     ExportedStudent,
 )
@@ -87,10 +93,21 @@ def _associations() -> Select[Any]:
     )
 
 
+def _decisions() -> Select[Any]:
+    h = AssociationHistory
+    student = _student_id()
+    return (
+        select(*response_columns(ExportedDecision, h.__table__))
+        .where(or_(h.from_student_id == student, h.to_student_id == student))
+        .order_by(h.changed_at, h.id)
+    )
+
+
 # Section name (its key in the document, a field of StudentExport) → the table it exports.
 EXPORT_SECTIONS: dict[str, ExportSection] = {
     "class_memberships": ExportSection("class_students", _memberships),
     "essay_associations": ExportSection("essay_student_associations", _associations),
+    "decision_history": ExportSection("association_history", _decisions),
 }
 
 

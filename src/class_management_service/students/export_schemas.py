@@ -12,7 +12,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import (
+    AssociationStatus,
+    HistoryMethod,
+    ValidationMethod,
+)
 from class_management_service.courses.domain import CourseCode
 
 
@@ -62,6 +66,22 @@ class ExportedAssociation(BaseModel):
     batch_timeout_triggered: bool | None
 
 
+class ExportedDecision(BaseModel):
+    """An ``association_history`` row whose change came from or went to the student."""
+
+    association_id: uuid.UUID
+    essay_id: uuid.UUID
+    batch_id: uuid.UUID
+    changed_at: datetime
+    actor: str
+    method: HistoryMethod
+    from_student_id: uuid.UUID | None
+    to_student_id: uuid.UUID | None
+    from_status: AssociationStatus | None
+    to_status: AssociationStatus
+    correlation_id: uuid.UUID | None
+
+
 class StudentExport(BaseModel):
     """Everything held about the student, as one document."""
 
@@ -69,3 +89,4 @@ class StudentExport(BaseModel):
     student: ExportedStudent
     class_memberships: list[ExportedMembership]
     essay_associations: list[ExportedAssociation]
+    decision_history: list[ExportedDecision]

@@ -55,17 +55,20 @@ async def _personal_data_left(session_factory: Factory) -> list[str]:
 
 
 async def _seed_essays(session_factory: Factory, class_id: str, student_id: str) -> uuid.UUID:
-    """A batch of the class: the student's essay (its file name and match reasons naming the
-    student) and an essay without a student."""
+    """A batch of the class: the student's essay (its file name, match reasons and ranked
+    suggestions naming the student) and an essay without a student."""
     batch_id = uuid.uuid4()
     async with session_factory() as session:
         await session.execute(
             text(
                 "INSERT INTO essay_student_associations (id, essay_id, batch_id, class_id, "
-                "student_id, confidence_score, match_reasons, filename, status) VALUES "
-                "(gen_random_uuid(), gen_random_uuid(), :b, :c, :s, 0.9, "
-                "CAST(:reasons AS jsonb), :file, 'pending_validation'), "
-                "(gen_random_uuid(), gen_random_uuid(), :b, :c, NULL, NULL, '[]', NULL, 'no_match')"
+                "student_id, confidence_score, match_reasons, suggestions, filename, status) "
+                "VALUES (gen_random_uuid(), gen_random_uuid(), :b, :c, CAST(:s AS uuid), 0.9, "
+                "CAST(:reasons AS jsonb), jsonb_build_array(jsonb_build_object('student_id', "
+                "CAST(:s AS text), 'confidence_score', 0.9, 'match_reasons', "
+                "CAST(:reasons AS jsonb))), :file, 'pending_validation'), "
+                "(gen_random_uuid(), gen_random_uuid(), :b, :c, NULL, NULL, '[]', '[]', NULL, "
+                "'no_match')"
             ),
             {
                 "b": batch_id,
@@ -103,6 +106,7 @@ async def test_erasure_leaves_no_personal_data_in_any_table_nor_in_later_outbox_
     assert before == [
         "essay_student_associations.filename",
         "essay_student_associations.match_reasons",
+        "essay_student_associations.suggestions",
         "outbox_events.envelope",
         "students.email",
         "students.email_key",
@@ -136,7 +140,17 @@ async def test_erasure_leaves_no_personal_data_in_any_table_nor_in_later_outbox_
             text("SELECT count(*) FROM essay_student_associations WHERE student_id = :s"),
             {"s": student["id"]},
         )
+        recorded = (
+            await session.execute(
+                text(
+                    "SELECT actor, method, from_student_id = to_student_id FROM "
+                    "association_history WHERE to_student_id = :s"
+                ),
+                {"s": student["id"]},
+            )
+        ).all()
     assert linked == 1  # the essay keeps its author, under the pseudonymous id
+    assert [tuple(row) for row in recorded] == [("teacher-a", "erasure", True)]
     events = await _student_events(session_factory, student["id"])
     erasure = events[-1]
     assert erasure.pop("timestamp")

@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 from sqlalchemy import column as sql_column
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy import table as sql_table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -58,6 +58,17 @@ async def test_the_export_has_every_table_that_refers_to_the_student(
             ),
             {"b": other.batch_id, "c": other.class_id},
         )
+        # The essay moved to the student by a teacher: a decision naming the student.
+        await session.execute(
+            text(
+                "INSERT INTO association_history (association_id, essay_id, batch_id, actor,"
+                " method, from_student_id, to_student_id, from_status, to_status)"
+                " SELECT id, essay_id, batch_id, 'teacher-a', 'teacher_reassign', NULL,"
+                " student_id, 'no_match', status FROM essay_student_associations"
+                " WHERE essay_id = :e"
+            ),
+            {"e": other.essays[0]},
+        )
         await session.commit()
         references = (await session.execute(_REFERENCES)).all()
 
@@ -71,12 +82,17 @@ async def test_the_export_has_every_table_that_refers_to_the_student(
     assert document["student"]["first_name"] == "First0"
     sections = {section.table: name for name, section in EXPORT_SECTIONS.items()}
     assert references, "the schema names no table referring to students"
+    columns_by_table: dict[str, list[str]] = {}
+    for table, column in references:
+        columns_by_table.setdefault(table, []).append(column)
     async with session_factory() as session:
-        for table, column in references:
-            assert table in sections, f"{table}.{column} refers to students; no export section"
-            rows = sql_table(table, sql_column(column))
+        for table, columns in columns_by_table.items():
+            assert table in sections, f"{table}.{columns} refers to students; no export section"
+            rows = sql_table(table, *(sql_column(column) for column in columns))
             held = await session.scalar(
-                select(func.count()).select_from(rows).where(rows.c[column] == student)
+                select(func.count())
+                .select_from(rows)
+                .where(or_(*(rows.c[column] == student for column in columns)))
             )
             assert held, f"the test holds no {table} row of the student"
             assert len(document[sections[table]]) == held, table
@@ -96,6 +112,12 @@ async def test_the_export_has_every_table_that_refers_to_the_student(
     assert finalized["status"] == "confirmed"
     assert finalized["batch_finalized_at"] is not None
     assert finalized["batch_timeout_triggered"] is False
+    [decision] = document["decision_history"]
+    assert (decision["essay_id"], decision["method"], decision["to_student_id"]) == (
+        str(other.essays[0]),
+        "teacher_reassign",
+        str(student),
+    )
 
 
 async def test_only_the_owner_exports(
