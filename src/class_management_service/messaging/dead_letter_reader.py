@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -259,15 +260,34 @@ def _consumer(settings: Settings) -> AIOKafkaConsumer:
     )
 
 
+async def _partitions(settings: Settings, topic: str) -> list[int]:
+    """The topic's partitions (none if it does not exist). All topics are described: asking
+    for this one by name would create it where the broker auto-creates topics."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        request_timeout_ms=settings.producer_request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return [
+        partition["partition"]
+        for entry in described
+        if entry["topic"] == topic
+        for partition in entry["partitions"]
+    ]
+
+
 async def _topic_letters(settings: Settings, topic: str, since: datetime | None) -> list[Letter]:
+    partitions = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
+    if not partitions:
+        return []
     consumer = _consumer(settings)
     letters: list[Letter] = []
     await consumer.start()
     try:
-        # The broker's own list: asking for the topic by name could create it.
-        if topic not in await consumer.topics():
-            return []
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -292,14 +312,12 @@ async def _topic_letters(settings: Settings, topic: str, since: datetime | None)
 
 
 async def _topic_record(settings: Settings, topic: str, partition: int, offset: int) -> Any:
+    if partition not in await _partitions(settings, topic):
+        return None
+    tp = TopicPartition(topic, partition)
     consumer = _consumer(settings)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
-            return None
-        tp = TopicPartition(topic, partition)
-        if partition not in consumer.partitions_for_topic(topic):
-            return None
         consumer.assign([tp])
         start = (await consumer.beginning_offsets([tp]))[tp]
         end = (await consumer.end_offsets([tp]))[tp]

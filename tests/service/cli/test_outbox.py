@@ -24,7 +24,7 @@ async def _outbox_rows(
                 "next_attempt_at) "
                 "SELECT gen_random_uuid(), 'class', 'agg-' || n, 'huleedu.class.created.v1', "
                 "'huleedu.class.created.v1', 'agg-' || n, '{}', '{}', CAST(:status AS varchar), "
-                "CASE WHEN CAST(:status AS varchar) = 'failed' THEN 10 ELSE 3 END, 'broker said no', "
+                "CASE WHEN CAST(:status AS varchar) = 'failed' THEN 10 ELSE 3 END, 'said no', "
                 "now() - CAST(:age AS interval), now() + interval '1 hour' "
                 "FROM generate_series(1, :count) AS n RETURNING id"
             ),
