@@ -8,7 +8,6 @@ service consumes, dead-letters to and publishes to.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -71,6 +70,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 async def _outcome(name: str, check: Awaitable[str], seconds: float) -> Outcome:
+    import asyncio
+
     try:
         async with asyncio.timeout(seconds):
             return Outcome(name, True, await check)

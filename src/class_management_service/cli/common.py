@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -58,6 +57,8 @@ def fail(message: str) -> int:
 
 def run_job(job: Callable[[Settings], Coroutine[Any, Any, int]]) -> int:
     """Run an operator's job to its exit code; a failure it raises is one readable line."""
+    import asyncio
+
     from class_management_service.errors import ServiceError, describe
 
     settings = load_settings()
