@@ -4,24 +4,16 @@ A letter has one id across the tooling (CLI, internal HTTP route, dispositions):
 ``kafka:<dead-letter topic>:<partition>:<offset>`` for a record of a dead-letter topic (Kafka
 topic names have no ``:``), ``db:<uuid>`` for a row of the table. Its status (open, replayed,
 discarded) comes from ``dead_letter_dispositions``, since a topic's records cannot be changed.
-
-The topics are read from their start on each call, without a consumer group (nothing is
-committed, no other reader is disturbed); ``since`` starts each partition at that time
-(``offsets_for_times``). Dead-letter topics are small: each record is a failure somebody must
-look at.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -35,6 +27,10 @@ from class_management_service.messaging.dead_letter_store import (
     StoredDeadLetter,
     decode_headers,
 )
+from class_management_service.messaging.dead_letter_topic import (
+    read_dead_letter_topic,
+    read_record,
+)
 from class_management_service.settings import Settings
 
 TOPIC_PREFIX = "kafka:"
@@ -44,8 +40,6 @@ LETTER_ID_PATTERN = (
     r"|db:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
 )
 TABLE_LOCATION = "dead_letters"
-# One read of a topic ends when it reached the end offsets taken at its start, or after this.
-_READ_SECONDS = 30.0
 
 
 def topic_letter_id(topic: str, partition: int, offset: int) -> str:
@@ -114,7 +108,9 @@ async def list_letters(
     """The letters ``wanted`` admits, oldest first (at most ``wanted.limit``)."""
     found = list(await _table_letters(session_factory, wanted))
     for topic in dead_letter_topics(settings):
-        found += await _topic_letters(settings, topic, wanted.since)
+        found += [
+            _from_record(r) for r in await read_dead_letter_topic(settings, topic, wanted.since)
+        ]
     found = await _with_dispositions(session_factory, found)
     found = sorted((letter for letter in found if wanted.admits(letter)), key=_oldest_first)
     return found if wanted.limit is None else found[: wanted.limit]
@@ -132,7 +128,7 @@ async def find_letter(
     elif letter_id.startswith(TOPIC_PREFIX):
         topic, partition, offset = letter_id[len(TOPIC_PREFIX) :].rsplit(":", 2)
         if topic in dead_letter_topics(settings):
-            record = await _topic_record(settings, topic, int(partition), int(offset))
+            record = await read_record(settings, topic, int(partition), int(offset))
             letter = None if record is None else _from_record(record)
     if letter is None:
         return None
@@ -246,91 +242,3 @@ def _disposed(letter: Letter, row: DeadLetterDisposition | None) -> Letter:
         note=row.note,
         disposed_at=row.updated_at,
     )
-
-
-def _consumer(settings: Settings) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=settings.producer_request_timeout_ms,
-        # A dead letter may be as large as anything the source topic accepted.
-        max_partition_fetch_bytes=settings.producer_max_request_size_bytes,
-        fetch_max_bytes=settings.producer_max_request_size_bytes,
-    )
-
-
-async def _partitions(settings: Settings, topic: str) -> list[int]:
-    """The topic's partitions (none if it does not exist). All topics are described: asking
-    for this one by name would create it where the broker auto-creates topics."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        request_timeout_ms=settings.producer_request_timeout_ms,
-    )
-    await admin.start()
-    try:
-        described = await admin.describe_topics()
-    finally:
-        await admin.close()
-    return [
-        partition["partition"]
-        for entry in described
-        if entry["topic"] == topic
-        for partition in entry["partitions"]
-    ]
-
-
-async def _topic_letters(settings: Settings, topic: str, since: datetime | None) -> list[Letter]:
-    partitions = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
-    if not partitions:
-        return []
-    consumer = _consumer(settings)
-    letters: list[Letter] = []
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        if since is not None:
-            at = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions}
-            )
-            starts = {tp: ends[tp] if at[tp] is None else at[tp].offset for tp in partitions}
-        for tp in partitions:
-            consumer.seek(tp, starts[tp])
-        remaining = {tp for tp in partitions if starts[tp] < ends[tp]}
-        async with asyncio.timeout(_READ_SECONDS):
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=500)
-                for tp, records in batches.items():
-                    letters += [_from_record(r) for r in records if r.offset < ends[tp]]
-                    if await consumer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return letters
-
-
-async def _topic_record(settings: Settings, topic: str, partition: int, offset: int) -> Any:
-    if partition not in await _partitions(settings, topic):
-        return None
-    tp = TopicPartition(topic, partition)
-    consumer = _consumer(settings)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        start = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        if not start <= offset < end:
-            return None
-        consumer.seek(tp, offset)
-        async with asyncio.timeout(_READ_SECONDS):
-            while True:
-                batches = await consumer.getmany(tp, timeout_ms=500)
-                for record in batches.get(tp, []):
-                    if record.offset == offset:
-                        return record
-                    if record.offset > offset:  # compacted away
-                        return None
-    finally:
-        await consumer.stop()

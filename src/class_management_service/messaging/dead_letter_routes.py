@@ -148,7 +148,14 @@ async def replay_dead_letters(
     return ReplayResult(replayed=outcome.replayed, skipped=outcome.skipped)
 
 
-@router.get("/{letter_id}", summary="One dead letter with its value and headers")
+@router.get(
+    "/{letter_id}",
+    summary="One dead letter with its value and headers",
+    description=(
+        "The letter with the original record's own headers and its value (text when it is "
+        "UTF-8, else base64). 404 for an unknown letter or a topic that is no dead-letter topic."
+    ),
+)
 async def get_dead_letter(
     letter_id: LetterId, _caller: InternalService, container: ServiceContainer
 ) -> DeadLetterDetail:
