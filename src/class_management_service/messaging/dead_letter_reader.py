@@ -92,6 +92,13 @@ class LetterFilter:
     until: datetime | None = None
     limit: int | None = None
 
+    def __post_init__(self) -> None:
+        # A time without a zone is UTC (the service's and the database's zone).
+        for name in ("since", "until"):
+            moment: datetime | None = getattr(self, name)
+            if moment is not None and moment.tzinfo is None:
+                object.__setattr__(self, name, moment.replace(tzinfo=UTC))
+
     def admits(self, letter: Letter) -> bool:
         return (
             (self.status is None or letter.status is self.status)
@@ -180,9 +187,12 @@ def _from_record(record: Any) -> Letter:
     all_headers = [(str(name), bytes(value or b"")) for name, value in record.headers or ()]
     added = {name: value.decode(errors="replace") for name, value in all_headers}
     headers, replays_before = _original_headers(all_headers)
-    failed_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    if "dlq_failed_at" in added:
+    try:
         failed_at = datetime.fromisoformat(added["dlq_failed_at"])
+    except (KeyError, ValueError):  # not written by this service: the record's own time
+        failed_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    if failed_at.tzinfo is None:
+        failed_at = failed_at.replace(tzinfo=UTC)
     return Letter(
         id=topic_letter_id(record.topic, record.partition, record.offset),
         location=record.topic,

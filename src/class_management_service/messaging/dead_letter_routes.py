@@ -59,10 +59,20 @@ LetterId = Annotated[
     ),
 ]
 ReasonQuery = Annotated[
-    str | None, Query(max_length=64, description="`dlq_reason`, e.g. `unknown_class`.")
+    str | None,
+    Query(
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="`dlq_reason`, e.g. `unknown_class`.",
+    ),
 ]
 TopicQuery = Annotated[
-    str | None, Query(max_length=255, description="The topic the record was consumed from.")
+    str | None,
+    Query(
+        max_length=249,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The topic the record was consumed from.",
+    ),
 ]
 SinceQuery = Annotated[datetime | None, Query(description="Dead-lettered at or after.")]
 UntilQuery = Annotated[datetime | None, Query(description="Dead-lettered before.")]

@@ -67,7 +67,8 @@ async def read_dead_letter_topic(
         starts = await consumer.beginning_offsets(partitions)
         if since is not None:
             at = await consumer.offsets_for_times(
-                {tp: int(since.timestamp() * 1000) for tp in partitions}
+                # Negative timestamps mean "latest"/"earliest" to Kafka: clamp to the epoch.
+                {tp: max(int(since.timestamp() * 1000), 0) for tp in partitions}
             )
             starts = {tp: ends[tp] if at[tp] is None else at[tp].offset for tp in partitions}
         for tp in partitions:
