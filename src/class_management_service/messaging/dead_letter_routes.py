@@ -7,6 +7,7 @@ dead-letter topic and the ``dead_letters`` table alike (see :mod:`.dead_letter_r
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Annotated
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Path, Query
+from pydantic import BeforeValidator
 
 from class_management_service.errors import ERROR_RESPONSES, DependencyUnavailable, NotFound
 from class_management_service.http.deps import InternalService, ServiceContainer
@@ -74,8 +76,27 @@ TopicQuery = Annotated[
         description="The topic the record was consumed from.",
     ),
 ]
-SinceQuery = Annotated[datetime | None, Query(description="Dead-lettered at or after.")]
-UntilQuery = Annotated[datetime | None, Query(description="Dead-lettered before.")]
+# What OpenAPI's `date-time` promises (RFC 3339, with a zone), no more: pydantic alone would
+# also take a number (a Unix time) or a time without a zone.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("expected an RFC 3339 date-time with a zone, e.g. 2026-11-30T12:00:00Z")
+    return value
+
+
+SinceQuery = Annotated[
+    datetime | None,
+    BeforeValidator(_rfc3339),
+    Query(description="Dead-lettered at or after (RFC 3339)."),
+]
+UntilQuery = Annotated[
+    datetime | None,
+    BeforeValidator(_rfc3339),
+    Query(description="Dead-lettered before (RFC 3339)."),
+]
 LimitQuery = Annotated[
     int, Query(ge=1, le=MAX_LIMIT, description="At most this many, oldest first.")
 ]
