@@ -5,10 +5,12 @@ closes a letter that cannot be fixed."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from class_management_service import db
@@ -26,10 +28,14 @@ from tests.service.conftest import ServiceProcess
 from tests.waiting import wait_for
 
 
-async def _letters(cli: CliRunner, *args: str) -> list[dict[str, Any]]:
-    finished = await cli("dead-letters", "list", "--json", *args)
-    assert finished.returncode == 0, finished
-    letters: list[dict[str, Any]] = finished.json()["dead_letters"]
+async def _listed(
+    service: ServiceProcess, headers: dict[str, str], **params: str
+) -> list[dict[str, Any]]:
+    """The letters as the service's internal route lists them (what the CLI changed shows)."""
+    async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as client:
+        response = await client.get("/internal/v1/dead-letters", params=params, headers=headers)
+    assert response.status_code == 200, response.text
+    letters: list[dict[str, Any]] = response.json()["dead_letters"]
     return letters
 
 
@@ -50,7 +56,7 @@ async def _consumed(service: ServiceProcess, records: int) -> bool:
 
 
 async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly_once(
-    service_process: ServiceProcess,
+    service_process: ServiceProcess, internal_headers: dict[str, str]
 ) -> None:
     service = service_process
     cli = CliRunner(service.env)
@@ -65,15 +71,13 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly
     finally:
         await producer.stop()
 
-    letters: list[dict[str, Any]] = []
-
     async def both_dead_lettered() -> bool:
-        nonlocal letters
-        letters = await _letters(cli)
-        return len(letters) == 2
+        return len(await _listed(service, internal_headers)) == 2
 
-    await wait_for(both_dead_lettered, within=60, every=0.5, what=lambda: f"2 letters: {letters}")
-    by_reason = {letter["reason"]: letter for letter in letters}
+    await wait_for(both_dead_lettered, within=60, every=0.2, what="2 dead letters")
+    listed = await cli("dead-letters", "list", "--json")
+    assert listed.returncode == 0, listed
+    by_reason = {letter["reason"]: letter for letter in listed.json()["dead_letters"]}
     poison, junk = by_reason["unknown_class"], by_reason["invalid_json"]
     assert (poison["original_topic"], poison["original_offset"], poison["key"]) == (
         topic,
@@ -83,14 +87,19 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly
     assert poison["location"] == service.setting("dead_letter_topic")
     assert str(class_id) in poison["error"]
 
-    shown = await cli("dead-letters", "show", poison["id"])
+    shown, discarded, readable = await asyncio.gather(
+        cli("dead-letters", "show", poison["id"]),
+        cli("dead-letters", "discard", junk["id"], "--note", "a test's junk"),
+        cli("dead-letters", "list", "--reason", "unknown_class", "--since", "1h"),
+    )
+    assert readable.returncode == 0, readable
+    assert readable.stdout.splitlines()[0].startswith(f"{poison['id']}  open  replays=0  ")
+    assert readable.stdout.splitlines()[-1] == "1 open dead letter(s)"
     assert shown.returncode == 0, shown
     assert json.loads(shown.json()["value"])["event_id"] == body["event_id"]
     assert shown.json()["value_encoding"] == "utf-8"
-
-    discarded = await cli("dead-letters", "discard", junk["id"], "--note", "a test's junk")
     assert discarded.returncode == 0, discarded
-    assert [x["id"] for x in await _letters(cli, "--reason", "invalid_json")] == []
+    assert [x["id"] for x in await _listed(service, internal_headers)] == [poison["id"]]
 
     # The cause fixed: the class the event names now exists.
     engine = db.create_engine(Settings(database_url=service.database_url))
@@ -106,13 +115,17 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly
         await wait_for(lambda: _consumed(service, 3), within=30, every=0.2, what="replay 1")
         assert await count_associations(session_factory) == 1
         assert await processed_event_ids(session_factory) == {uuid.UUID(body["event_id"])}
-        assert await _letters(cli) == []
+        assert await _listed(service, internal_headers) == []
 
         # Replaying the same letter again publishes it again; the consumer stores nothing new.
-        again = await cli("dead-letters", "replay", poison["id"])
+        again, unknown = await asyncio.gather(
+            cli("dead-letters", "replay", poison["id"]),
+            cli("dead-letters", "show", "db:00000000-0000-0000-0000-000000000000"),
+        )
         assert again.returncode == 0, again
         assert f"replayed {poison['id']}" in again.stdout
-
+        assert unknown.returncode == 1
+        assert "no dead letter" in unknown.stderr
         # Offsets: the poison, the junk, replay 1, replay 2.
         await wait_for(lambda: _consumed(service, 4), within=30, every=0.2, what="replay 2")
         assert await count_associations(session_factory) == 1
@@ -120,7 +133,7 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly
     finally:
         await engine.dispose()
 
-    closed = {x["id"]: x for x in await _letters(cli, "--status", "all")}
+    closed = {x["id"]: x for x in await _listed(service, internal_headers, status="all")}
     assert (closed[poison["id"]]["status"], closed[poison["id"]]["replay_count"]) == (
         "replayed",
         2,
@@ -129,6 +142,3 @@ async def test_a_dead_letter_replayed_after_its_cause_is_fixed_is_stored_exactly
         "discarded",
         "a test's junk",
     )
-    unknown = await cli("dead-letters", "show", "db:00000000-0000-0000-0000-000000000000")
-    assert unknown.returncode == 1
-    assert "no dead letter" in unknown.stderr

@@ -3,6 +3,7 @@ refused for another teacher's class."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -60,26 +61,23 @@ async def test_import_roster_gives_the_http_imports_report_and_a_second_run_chan
     assert response.status_code == 200, response.text
     assert _comparable(report) == _comparable(response.json())
 
-    again = await cli(
-        "import-roster",
-        str(by_cli.class_id),
-        str(csv_file),
-        "--teacher",
-        "teacher-cli",
-        "--rows",
-        "rejected",
+    again, other, missing = await asyncio.gather(
+        cli(
+            "import-roster",
+            str(by_cli.class_id),
+            str(csv_file),
+            "--teacher",
+            "teacher-cli",
+            "--rows",
+            "rejected",
+        ),
+        cli("import-roster", str(by_http.class_id), str(csv_file), "--teacher", "teacher-cli"),
+        cli("import-roster", str(by_cli.class_id), str(tmp_path / "nope.csv"), "--teacher", "t"),
     )
     assert again.returncode == 0, again
     assert again.json()["totals"]["unchanged"] == 2
     assert [row["status"] for row in again.json()["rows"]] == ["rejected"]
-
-    other = await cli(
-        "import-roster", str(by_cli.class_id), str(csv_file), "--teacher", "teacher-http"
-    )
-    assert other.returncode == 1
+    assert other.returncode == 1, other  # another teacher's class
     assert "not found" in other.stderr
-    missing = await cli(
-        "import-roster", str(by_cli.class_id), str(tmp_path / "nope.csv"), "--teacher", "t"
-    )
-    assert missing.returncode == 1
+    assert missing.returncode == 1, missing
     assert "nope.csv" in missing.stderr
