@@ -39,8 +39,8 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         request_timeout_ms=settings.producer_request_timeout_ms,
     )
-    await admin.start()
     try:
+        await admin.start()
         described = await admin.describe_topics()
     finally:
         await admin.close()
@@ -55,13 +55,14 @@ async def _partitions(settings: Settings, topic: str) -> list[int]:
 async def read_dead_letter_topic(
     settings: Settings, topic: str, since: datetime | None
 ) -> list[Any]:
+    """Every record of ``topic`` up to the end offsets taken at the start (from ``since``)."""
     partitions = [TopicPartition(topic, p) for p in await _partitions(settings, topic)]
     if not partitions:
         return []
     consumer = _consumer(settings)
     records: list[Any] = []
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign(partitions)
         ends = await consumer.end_offsets(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -87,12 +88,13 @@ async def read_dead_letter_topic(
 
 
 async def read_record(settings: Settings, topic: str, partition: int, offset: int) -> Any:
+    """The record at ``offset``, or None when the topic holds none there."""
     if partition not in await _partitions(settings, topic):
         return None
     tp = TopicPartition(topic, partition)
     consumer = _consumer(settings)
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign([tp])
         start = (await consumer.beginning_offsets([tp]))[tp]
         end = (await consumer.end_offsets([tp]))[tp]
