@@ -42,6 +42,10 @@ router = APIRouter(
     prefix="/internal/v1/dead-letters", tags=["dead letters"], responses=ERROR_RESPONSES
 )
 
+# A replay run over the letters the filters admit: a path of its own, since any name under
+# /internal/v1/dead-letters/ would also be a letter id's path.
+replays_router = APIRouter(tags=["dead letters"], responses=ERROR_RESPONSES)
+
 MAX_LIMIT = 1000
 
 
@@ -152,8 +156,8 @@ async def list_dead_letters(
     return DeadLetterList(dead_letters=[summary(x) for x in letters], count=len(letters))
 
 
-@router.post(
-    "/replay",
+@replays_router.post(
+    "/internal/v1/dead-letter-replays",
     summary="Replay the open dead letters that match",
     description=(
         "Re-publishes every open letter the filters admit (at most `limit`) to its original "

@@ -158,11 +158,11 @@ async def test_table_letters_are_shown_discarded_and_replayed_by_filter(
         assert (discarded.json()["status"], discarded.json()["note"]) == ("discarded", "garbage")
 
         replayed = await client.post(
-            f"{ROUTE}/replay", params={"topic": topic}, headers=internal_headers
+            "/internal/v1/dead-letter-replays", params={"topic": topic}, headers=internal_headers
         )
         assert replayed.status_code == 200, replayed.text
         assert replayed.json() == {"replayed": [by_key["txt"]["id"]], "skipped": []}
-        again = await client.post(f"{ROUTE}/replay", headers=internal_headers)
+        again = await client.post("/internal/v1/dead-letter-replays", headers=internal_headers)
         assert again.json() == {"replayed": [], "skipped": []}
         assert (await client.get(ROUTE, headers=internal_headers)).json()["count"] == 0
         everything = (
