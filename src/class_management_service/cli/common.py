@@ -61,10 +61,9 @@ def run_job(job: Callable[[Settings], Coroutine[Any, Any, int]]) -> int:
 
     from class_management_service.errors import ServiceError, describe
 
-    settings = load_settings()
     try:
-        return asyncio.run(job(settings))
+        return asyncio.run(job(load_settings()))
     except ServiceError as exc:
         return fail(exc.message)
-    except Exception as exc:  # an operator reads one line, not a traceback
+    except Exception as exc:  # an operator reads one line (bad settings too), not a traceback
         return fail(describe(exc, 500))
