@@ -15,7 +15,7 @@ import argparse
 import uvicorn
 from fastapi import FastAPI
 
-from class_management_service.cli import uvicorn_options
+from class_management_service.cli.serve import uvicorn_options
 from class_management_service.settings import Settings
 
 app = FastAPI()

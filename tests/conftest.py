@@ -266,8 +266,9 @@ _SERVER_FIXTURES = {  # a session server, or the binaries for a test that starts
     "kafka": {"kafka_server", "kafka_binaries"},
 }
 _TIERS = ("kafka", "redis", "postgres")
-# Fixtures that run the real service as an OS process (it needs whatever servers they ask for).
-_SERVICE_FIXTURES = {"service_process", "start_service", "fleet"}
+# Fixtures that run the real service (or its CLI) as an OS process (it needs whatever servers
+# they ask for).
+_SERVICE_FIXTURES = {"service_process", "start_service", "fleet", "cli"}
 _RELIABILITY_DIR = Path(__file__).parent / "reliability"
 
 

@@ -52,9 +52,10 @@ async def seed_roster(
     students: int = 3,
     teacher: str = TEACHER,
     course: CourseCode = CourseCode.ENG5,
+    class_id: uuid.UUID | None = None,
 ) -> Roster:
-    """A class with ``students`` members, committed."""
-    class_id = uuid.uuid4()
+    """A class (``class_id``, else a new id) with ``students`` members, committed."""
+    class_id = class_id or uuid.uuid4()
     student_ids = sorted(uuid.uuid4() for _ in range(students))
     async with session_factory() as session:
         session.add(

@@ -1,7 +1,7 @@
 """ASGI entry point: ``uvicorn --factory class_management_service.asgi:create_app``.
 
 Serve it with ``class-management-service run``: that adds the request-head size limit and
-deadline (``http/server.py``, through ``cli.uvicorn_options``) a bare ``uvicorn`` command line
+deadline (``http/server.py``, through ``cli.serve.uvicorn_options``) a bare ``uvicorn`` command line
 does not have.
 """
 

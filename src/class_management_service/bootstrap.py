@@ -31,6 +31,10 @@ from class_management_service.idempotency import IdempotencyCache
 from class_management_service.internal.routes import router as internal_router
 from class_management_service.messaging.batch import BatchHandler, P, T
 from class_management_service.messaging.consumer import KafkaBatchConsumer
+from class_management_service.messaging.dead_letter_routes import (
+    replays_router as dead_letter_replays_router,
+)
+from class_management_service.messaging.dead_letter_routes import router as dead_letters_router
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.messaging.registration import build_consumer
 from class_management_service.observability.health import (
@@ -220,6 +224,8 @@ def build_app(settings: Settings) -> FastAPI:
         classes_router,
         associations_router,
         internal_router,
+        dead_letters_router,
+        dead_letter_replays_router,
     ):
         app.include_router(router)
     return app

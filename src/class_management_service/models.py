@@ -8,7 +8,10 @@ from class_management_service.associations.models import (
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.courses.models import Course
 from class_management_service.db import Base
-from class_management_service.messaging.dead_letter_store import StoredDeadLetter
+from class_management_service.messaging.dead_letter_store import (
+    DeadLetterDisposition,
+    StoredDeadLetter,
+)
 from class_management_service.messaging.ledger import ProcessedEvent
 from class_management_service.outbox.models import OutboxAggregateSequence, OutboxEvent
 from class_management_service.students.models import Student
@@ -19,6 +22,7 @@ __all__ = [
     "BatchConfirmation",
     "ClassMembership",
     "Course",
+    "DeadLetterDisposition",
     "EssayStudentAssociation",
     "OutboxAggregateSequence",
     "OutboxEvent",

@@ -37,6 +37,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 2000
+# The headers a dead letter gets on top of the record's own (see headers_for); a replay
+# (dead_letter_replay.py) strips them again and counts itself in REPLAY_COUNT_HEADER.
+DEAD_LETTER_HEADERS = frozenset(
+    {
+        "dlq_reason",
+        "dlq_error",
+        "dlq_original_topic",
+        "dlq_original_partition",
+        "dlq_original_offset",
+        "dlq_original_timestamp",
+        "dlq_consumer_group",
+        "dlq_service",
+        "dlq_failed_at",
+    }
+)
+REPLAY_COUNT_HEADER = "dlq_replay_count"
 
 
 @dataclass(frozen=True, slots=True)

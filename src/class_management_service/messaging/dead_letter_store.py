@@ -6,15 +6,15 @@ dead-letter headers are added (or the topic's limit is smaller): the producer re
 on size (``bytea`` holds up to 1 GB). Unique on (topic, partition, offset): a redelivered poison
 record is stored once.
 
-:func:`replay_dead_letters` re-publishes stored letters, unchanged (key, value, original
-headers), to the topic they came from and marks them replayed; an operator runs it once the cause
-is fixed (issue 15 puts a CLI on it).
+What operators did with a letter, of the table or of the dead-letter topic (whose records
+cannot be changed), is a :class:`DeadLetterDisposition`; :mod:`.dead_letter_replay` replays and
+discards, :mod:`.dead_letter_reader` lists both kinds of letter.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import enum
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     Integer,
     LargeBinary,
@@ -29,9 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -65,7 +64,33 @@ class StoredDeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
-    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LetterStatus(enum.StrEnum):
+    OPEN = "open"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+
+
+class DeadLetterDisposition(Base):
+    """What an operator did with one dead letter; a letter without a row is open.
+
+    ``letter_id`` names the letter wherever it lives (``dead_letter_reader.topic_letter_id`` /
+    ``table_letter_id``); ``replay_count`` counts replays, also of a letter discarded later.
+    """
+
+    __tablename__ = "dead_letter_dispositions"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'replayed', 'discarded')", name="status"),
+    )
+
+    letter_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    replay_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    note: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
 
 
 def encode_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> list[list[str]]:
@@ -105,50 +130,3 @@ class DeadLetterStore:
                 insert(StoredDeadLetter).values(rows).on_conflict_do_nothing(index_elements=_SOURCE)
             )
             await session.commit()
-
-
-async def replay_dead_letters(
-    session_factory: async_sessionmaker[AsyncSession],
-    producer: Any,
-    *,
-    ids: Sequence[uuid.UUID] | None = None,
-    limit: int = 100,
-) -> list[uuid.UUID]:
-    """Re-publish stored letters not replayed yet (``ids``, or the oldest ``limit``) to their
-    source topic and mark them replayed; returns the ids replayed.
-
-    ``producer`` is an ``AIOKafkaProducer``: normally ``SharedProducer.get()``, which refuses
-    (``MessageSizeTooLargeError``, nothing sent or marked) a record that even compressed exceeds
-    the topic's limit; an incompressible record right at the limit needs an uncompressed
-    producer with a ``max_request_size`` above its size. The rows stay locked
-    (``SKIP LOCKED``: two operators never replay the same letter at once) until the broker has
-    acknowledged every record; if publishing fails nothing is marked and the error propagates.
-    """
-    d = StoredDeadLetter
-    query = (
-        select(d.id, d.source_topic, d.message_key, d.message_value, d.headers)
-        .where(d.replayed_at.is_(None))
-        .order_by(d.created_at, d.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if ids is not None:
-        query = query.where(d.id.in_(ids))
-    async with session_factory() as session:
-        rows = (await session.execute(query)).all()
-        if not rows:
-            return []
-        deliveries = [
-            await producer.send(
-                row.source_topic,
-                value=row.message_value,
-                key=row.message_key,
-                headers=decode_headers(row.headers),
-            )
-            for row in rows
-        ]
-        await asyncio.gather(*deliveries)
-        replayed = [row.id for row in rows]
-        await session.execute(update(d).where(d.id.in_(replayed)).values(replayed_at=func.now()))
-        await session.commit()
-    return replayed

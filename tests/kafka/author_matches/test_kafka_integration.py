@@ -36,12 +36,13 @@ from class_management_service.idempotency import COMPLETED, IdempotencyCache
 from class_management_service.messaging import topics
 from class_management_service.messaging.batch import BatchOutcome, Inbound, Record
 from class_management_service.messaging.consumer import KafkaBatchConsumer
-from class_management_service.messaging.dead_letter import DeadLetter
+from class_management_service.messaging.dead_letter import REPLAY_COUNT_HEADER, DeadLetter
+from class_management_service.messaging.dead_letter_reader import find_letter, table_letter_id
+from class_management_service.messaging.dead_letter_replay import replay_letters
 from class_management_service.messaging.dead_letter_store import (
     DeadLetterStore,
     StoredDeadLetter,
     decode_headers,
-    replay_dead_letters,
 )
 from class_management_service.settings import Settings
 from tests.factories import (
@@ -661,9 +662,12 @@ async def test_poison_of_any_size_is_dead_lettered_and_the_partition_moves_on(
     # an uncompressed producer sized for it (the shared producer refuses it before sending).
     replayer = AIOKafkaProducer(bootstrap_servers=harness.bootstrap, max_request_size=2 * 1024**2)
     await replayer.start()
+    letter_id = table_letter_id(stored.id)
+    letter = await find_letter(harness.settings, session_factory, letter_id)
+    assert letter is not None
     try:
-        assert await replay_dead_letters(session_factory, replayer) == [stored.id]
-        assert await replay_dead_letters(session_factory, replayer) == []
+        first = await replay_letters(session_factory, replayer, [letter], only_open=True)
+        again = await replay_letters(session_factory, replayer, [letter], only_open=True)
     finally:
         await replayer.stop()
     consumer = AIOKafkaConsumer(
@@ -679,8 +683,9 @@ async def test_poison_of_any_size_is_dead_lettered_and_the_partition_moves_on(
         replayed = await consumer.getone()
     finally:
         await consumer.stop()
+    assert (first.replayed, again.replayed, again.skipped) == ([letter_id], [], [letter_id])
     assert (replayed.key, replayed.value, list(replayed.headers)) == (
         b"big",
         too_big,
-        too_big_headers,
+        [*too_big_headers, (REPLAY_COUNT_HEADER, b"1")],
     )
