@@ -30,12 +30,15 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.errors import NotFound
+from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import (
+    KeyParts,
+    ListQuery,
     PageRequest,
     contains,
     fetch_page,
-    order_by,
     page_query,
+    sort_key,
 )
 from class_management_service.reads import (
     RawQuery,
@@ -51,10 +54,13 @@ from class_management_service.students.schemas import (
     StudentSort,
 )
 
-_SORTABLE = {
-    "name": func.lower(Student.last_name + " " + Student.first_name),
-    "email": Student.email,
-    "created_at": Student.created_at,
+# Sort keys by the columns both the students table and a rendered student have (keyset indexes
+# in models.Student). The e-mail may be NULL: those rows sort last (first descending), as
+# PostgreSQL orders NULLs, by a key that is never NULL itself.
+_SORT_KEYS: dict[str, KeyParts] = {
+    "name": lambda c: [func.lower(c.last_name + " " + c.first_name)],
+    "email": lambda c: [c.email.is_(None), func.coalesce(c.email, literal_column("''"))],
+    "created_at": lambda c: [c.created_at],
 }
 
 
@@ -112,8 +118,8 @@ _OWNED_CLASS = RawQuery.of(
 
 
 @cache
-def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
-    """One compiled statement per filter combination (24 at most)."""
+def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> ListQuery:
+    """One compiled pair of statements per filter combination (24 at most)."""
     statement = owned_students()
     if by_class:
         statement = statement.where(
@@ -133,7 +139,9 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
                 Student.email.ilike(pattern),
             )
         )
-    return page_query(statement, order_by(sort, _SORTABLE, Student.id))
+    return page_query(
+        f"students:{sort.value}", statement, Student.__table__, sort_key(sort, _SORT_KEYS)
+    )
 
 
 async def get_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID) -> str:
@@ -155,7 +163,7 @@ async def list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None = None,
     search: str | None = None,
-) -> str:
+) -> JsonText:
     """A :class:`StudentList` page of the teacher's students as JSON; ``class_id`` narrows to
     one class (another teacher's: empty)."""
     async with db.connection() as connection:
@@ -169,7 +177,7 @@ async def _list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None,
     search: str | None,
-) -> str:
+) -> JsonText:
     query = _list_queries(sort, class_id is not None, bool(search))
     return await fetch_page(
         connection,
@@ -190,7 +198,7 @@ async def list_class_students(
     *,
     sort: StudentSort,
     search: str | None = None,
-) -> str:
+) -> JsonText:
     """Like :func:`list_students` for one class, but 404 unless the teacher owns the class."""
     async with db.connection() as connection:
         owned = await _OWNED_CLASS.fetchval(connection, class_id=class_id, teacher_id=teacher_id)

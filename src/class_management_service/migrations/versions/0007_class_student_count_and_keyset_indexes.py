@@ -73,7 +73,11 @@ TRIGGERS = (
 KEYSET_INDEXES = (
     ("ix_classes_owner_name", "classes", "lower((name)::text)"),
     ("ix_classes_owner_created_id", "classes", "created_at"),
-    ("ix_students_owner_name", "students", "lower((((last_name)::text || ' ') || (first_name)::text))"),
+    (
+        "ix_students_owner_name",
+        "students",
+        "lower((((last_name)::text || ' ') || (first_name)::text))",
+    ),
     ("ix_students_owner_email", "students", "(email IS NULL), COALESCE(email, '')"),
     ("ix_students_owner_created", "students", "created_at"),
 )
