@@ -42,6 +42,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    true,
     tuple_,
 )
 from starlette.datastructures import URL
@@ -169,11 +170,18 @@ def _kind(part: ColumnElement[Any]) -> KeyKind:
 
 
 def page_query(
-    scope: str, statement: Select[Any], table: FromClause, sort: tuple[KeyParts, bool]
+    scope: str,
+    statement: Select[Any],
+    table: FromClause,
+    sort: tuple[KeyParts, bool],
+    *,
+    found: ColumnElement[bool] | None = None,
 ) -> ListQuery:
     """``statement`` (rows shaped like the response items, filtered, with ``table``'s id) as
     :class:`ListQuery`. Each statement answers one row: the page's items as JSON, how many,
-    whether more follow, the last item's key (JSON) and, from an offset, the total."""
+    whether more follow, the last item's key (JSON), from an offset the total, and ``found``:
+    whether the list exists at all (e.g. the teacher's class it belongs to), checked in the same
+    round trip."""
     parts, descending = sort
     keys = [*parts(table.c), table.c.id]
     kinds = tuple(_kind(key) for key in keys)
@@ -215,6 +223,7 @@ def page_query(
                 (fetched > limit).label("more"),
                 func.max(page.c.key).filter(page.c.n == limit).label("last_key"),
                 (total if total is not None else literal_column("NULL")).label("total"),
+                (found if found is not None else true()).label("found"),
             ).select_from(page)
         )
 
@@ -231,11 +240,13 @@ async def fetch_page(
     query: ListQuery,
     page: PageRequest,
     items_key: str,
+    missing: Callable[[], Exception] | None = None,
     **values: Any,
 ) -> JsonText:
     """A page as JSON, its items under ``items_key`` (``classes``, ``students``) beside a
     :class:`Pagination` and ``next``; ``values`` fill the filters' parameters (they and
-    ``query.scope`` are what a cursor is bound to)."""
+    ``query.scope`` are what a cursor is bound to). Raises ``missing()`` when the query's
+    ``found`` is false."""
     bound = cursors.binding(query.scope, values)
     if page.cursor is None:
         row = await query.from_offset.fetchrow(
@@ -249,7 +260,9 @@ async def fetch_page(
         )
         position, carried = after.position, after.total
     assert row is not None  # aggregates: always one row
-    items, returned, more, last_key, total = row
+    items, returned, more, last_key, total, found = row
+    if not found and missing is not None:
+        raise missing()
     if total is None:  # a cursor page: the walk's count, and what the walk has seen
         total = max(carried, position + returned + 1) if more else position + returned
     pagination = (

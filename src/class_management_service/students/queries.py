@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
+    exists,
     func,
     literal_column,
     or_,
@@ -109,24 +110,20 @@ def owned_students() -> Select[Any]:
 _STUDENT = RawQuery.of(
     json_rows(owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
 )
-_OWNED_CLASS = RawQuery.of(
-    select(SchoolClass.id).where(
-        SchoolClass.id == bindparam("class_id", type_=Uuid),
-        SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
-    )
-)
 
 
 @cache
-def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> ListQuery:
-    """One compiled pair of statements per filter combination (24 at most)."""
+def _list_queries(
+    sort: StudentSort, by_class: bool, by_text: bool, class_owned: bool = False
+) -> ListQuery:
+    """One compiled pair of statements per filter combination (36 at most); ``class_owned``:
+    the list is found only if the teacher owns the class."""
     statement = owned_students()
+    class_id = bindparam("class_id", type_=Uuid)
     if by_class:
         statement = statement.where(
             Student.id.in_(
-                select(ClassMembership.student_id).where(
-                    ClassMembership.class_id == bindparam("class_id", type_=Uuid)
-                )
+                select(ClassMembership.student_id).where(ClassMembership.class_id == class_id)
             )
         )
     if by_text:
@@ -139,8 +136,16 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> ListQuery
                 Student.email.ilike(pattern),
             )
         )
+    owned_class = exists().where(
+        SchoolClass.id == class_id,
+        SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
+    )
     return page_query(
-        f"students:{sort.value}", statement, Student.__table__, sort_key(sort, _SORT_KEYS)
+        f"students:{sort.value}",
+        statement,
+        Student.__table__,
+        sort_key(sort, _SORT_KEYS),
+        found=owned_class if class_owned else None,
     )
 
 
@@ -177,13 +182,17 @@ async def _list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None,
     search: str | None,
+    *,
+    class_owned: bool = False,
 ) -> JsonText:
-    query = _list_queries(sort, class_id is not None, bool(search))
+    query = _list_queries(sort, class_id is not None, bool(search), class_owned)
     return await fetch_page(
         connection,
         query,
         page,
         "students",
+        # The same answer ensure_owned_classes gives.
+        lambda: NotFound("Class not found.", {"class_ids": [str(class_id)]}),
         teacher_id=teacher_id,
         class_id=class_id,
         pattern=contains(search) if search else None,
@@ -201,7 +210,6 @@ async def list_class_students(
 ) -> JsonText:
     """Like :func:`list_students` for one class, but 404 unless the teacher owns the class."""
     async with db.connection() as connection:
-        owned = await _OWNED_CLASS.fetchval(connection, class_id=class_id, teacher_id=teacher_id)
-        if owned is None:  # the same answer ensure_owned_classes gives
-            raise NotFound("Class not found.", {"class_ids": [str(class_id)]})
-        return await _list_students(connection, teacher_id, page, sort, class_id, search)
+        return await _list_students(
+            connection, teacher_id, page, sort, class_id, search, class_owned=True
+        )
