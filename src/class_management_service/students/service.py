@@ -77,9 +77,12 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
     if student_id is None:
         raise _email_taken(request.email)
     if class_ids:
+        # One statement for all the classes (not one per row): the membership trigger then
+        # locks them in id order at once, as every other membership change does.
         await session.execute(
-            insert(ClassMembership),
-            [{"class_id": class_id, "student_id": student_id} for class_id in class_ids],
+            insert(ClassMembership).values(
+                [{"class_id": class_id, "student_id": student_id} for class_id in class_ids]
+            )
         )
     _publish(
         session,
