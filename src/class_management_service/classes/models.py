@@ -25,7 +25,7 @@ class SchoolClass(TimestampMixin, Base):
     course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="RESTRICT"))
     # How many class_students rows the class has: kept by triggers on class_students in the
     # transaction that changes them (migration 0007), never written by the service.
-    student_count: Mapped[int] = mapped_column(server_default="0", default=None)
+    student_count: Mapped[int] = mapped_column(server_default="0")
 
 
 class ClassMembership(Base):
