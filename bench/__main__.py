@@ -29,8 +29,8 @@ ORDER = ("ingestion", "http", "roster", "review", "retention", "tests", "memory"
 DESCRIPTIONS = {
     "ingestion": "essays/s from Kafka to committed rows in the service process, vs raw "
     "asyncpg INSERT/unnest/COPY; empty table and 1,000,000 rows",
-    "http": "req/s and p50/p95/p99 of 4 routes of the service process under wrk, vs a bare "
-    "FastAPI endpoint",
+    "http": "req/s and p50/p95/p99 of every GET route (and a POST) of the service process "
+    "under wrk, vs a bare FastAPI endpoint; page latency at depth of a 50,000-student list",
     "roster": "students/s of a 20,000-row CSV import vs raw COPY",
     "review": "batches of 30 confirmed per second through the HTTP API vs raw SQL",
     "tests": "wall time of each PostgreSQL-only test file alone (and the suite with --suite)",

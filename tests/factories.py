@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -382,3 +382,54 @@ def retention_worker(
         redelivery=redelivery,
         consumed_topics=(),
     )
+
+
+async def bulk_students(
+    session_factory: async_sessionmaker[AsyncSession],
+    count: int,
+    teacher: str = TEACHER,
+    class_id: uuid.UUID | None = None,
+    created: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+) -> None:
+    """``count`` students by one set-based statement (in ``class_id`` when given), with what
+    sorting must cope with: repeated names and creation times (``created`` and the ten seconds
+    after it), every seventh e-mail missing."""
+    await _execute(
+        session_factory,
+        """
+        WITH made AS (
+            INSERT INTO students (id, first_name, last_name, email, created_by_user_id, created_at)
+            SELECT gen_random_uuid(), 'First' || (n % 13), 'Last' || (n % 17),
+                   CASE WHEN n % 7 = 0 THEN NULL ELSE gen_random_uuid() || '@bulk.example' END,
+                   :teacher, CAST(:created AS timestamptz) + (n % 11) * interval '1 second'
+            FROM generate_series(1, :count) AS n
+            RETURNING id
+        )
+        INSERT INTO class_students (class_id, student_id)
+        SELECT CAST(:class_id AS uuid), id FROM made WHERE CAST(:class_id AS uuid) IS NOT NULL
+        """,
+        {"teacher": teacher, "count": count, "class_id": class_id, "created": created},
+    )
+
+
+async def bulk_classes(
+    session_factory: async_sessionmaker[AsyncSession], count: int, teacher: str = TEACHER
+) -> None:
+    """``count`` classes by one set-based statement, names and creation times repeating."""
+    await _execute(
+        session_factory,
+        """
+        INSERT INTO classes (id, name, created_by_user_id, course_id, created_at)
+        SELECT gen_random_uuid(), 'Class ' || (n % 9), :teacher, CAST(:course_id AS uuid),
+               timestamptz '2026-01-01T00:00:00Z' + (n % 5) * interval '1 second'
+        FROM generate_series(1, :count) AS n
+        """,
+        {"teacher": teacher, "count": count, "course_id": course_id(CourseCode.ENG5)},
+    )
+
+
+async def _execute(
+    session_factory: async_sessionmaker[AsyncSession], sql: str, parameters: dict[str, Any]
+) -> None:
+    async with session_factory() as session, session.begin():
+        await session.execute(text(sql), parameters)

@@ -13,17 +13,20 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, String, Uuid, bindparam, func, select
 
-from class_management_service.classes.models import ClassMembership, SchoolClass
+from class_management_service.classes.models import SchoolClass
 from class_management_service.classes.schemas import ClassResponse, ClassSort
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.models import Course
 from class_management_service.errors import NotFound
+from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import (
+    KeyParts,
+    ListQuery,
     PageRequest,
     contains,
     fetch_page,
-    order_by,
     page_query,
+    sort_key,
 )
 from class_management_service.reads import (
     RawQuery,
@@ -33,27 +36,22 @@ from class_management_service.reads import (
     response_columns,
 )
 
-_SORTABLE = {"name": func.lower(SchoolClass.name), "created_at": SchoolClass.created_at}
+# Sort keys by the columns both the classes table and a rendered class have (keyset indexes in
+# models.SchoolClass).
+_SORT_KEYS: dict[str, KeyParts] = {
+    "name": lambda c: [func.lower(c.name)],
+    "created_at": lambda c: [c.created_at],
+}
 
 
 def class_not_found(class_id: uuid.UUID) -> NotFound:
     return NotFound("Class not found.", {"class_id": str(class_id)})
 
 
-def _student_count() -> ColumnElement[Any]:
-    return (
-        select(func.count())
-        .where(ClassMembership.class_id == SchoolClass.id)
-        .correlate(SchoolClass)
-        .scalar_subquery()
-    )
-
-
 # The response fields that are not a column of the class row itself.
 _COMPUTED: dict[str, Callable[[], ColumnElement[Any]]] = {
     "course_code": lambda: Course.__table__.c.course_code,
     "course_name": lambda: Course.__table__.c.name,
-    "student_count": _student_count,
 }
 
 
@@ -75,8 +73,8 @@ _CLASS = RawQuery.of(
 @cache
 def _list_queries(
     sort: ClassSort, by_course: bool, by_name: bool, include_archived: bool
-) -> RawQuery:
-    """One compiled statement per filter combination (32 at most)."""
+) -> ListQuery:
+    """One compiled pair of statements per filter combination (32 at most)."""
     statement = owned_classes()
     if not include_archived:
         statement = statement.where(SchoolClass.archived_at.is_(None))
@@ -84,7 +82,9 @@ def _list_queries(
         statement = statement.where(Course.course_code == bindparam("course_code", type_=String))
     if by_name:
         statement = statement.where(SchoolClass.name.ilike(bindparam("name", type_=String)))
-    return page_query(statement, order_by(sort, _SORTABLE, SchoolClass.id))
+    return page_query(
+        f"classes:{sort.value}", statement, SchoolClass.__table__, sort_key(sort, _SORT_KEYS)
+    )
 
 
 async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
@@ -103,7 +103,7 @@ async def list_classes(
     course_code: CourseCode | None = None,
     name_contains: str | None = None,
     include_archived: bool = False,
-) -> str:
+) -> JsonText:
     """A :class:`ClassList` page, as JSON; archived classes only with ``include_archived``."""
     query = _list_queries(sort, course_code is not None, bool(name_contains), include_archived)
     async with db.connection() as connection:

@@ -26,11 +26,14 @@ async def ensure_writable(
     """Raise :class:`Conflict` when one of the teacher's classes among ``class_ids`` (ids, or a
     select of ids) is archived.
 
-    The classes are held FOR SHARE until the transaction ends, so an archive (an UPDATE) waits
-    for the write that passed the guard to commit, and a guard waiting behind an archive reads
-    the archived row (READ COMMITTED re-reads a row it waited for): no write slips into a class
-    archived meanwhile. Another teacher's classes are the caller's ownership check (404); the
-    guard ignores them, so it never tells whether they exist.
+    The classes are held FOR NO KEY UPDATE, in id order, until the transaction ends, so an
+    archive (an UPDATE) waits for the write that passed the guard to commit, and a guard waiting
+    behind an archive reads the archived row (READ COMMITTED re-reads a row it waited for): no
+    write slips into a class archived meanwhile. Not FOR SHARE: a guarded write goes on to
+    change memberships, whose trigger updates the class row's ``student_count``; two writers
+    each holding a share lock and then upgrading it would deadlock.
+    Another teacher's classes are the caller's ownership check (404); the guard ignores them,
+    so it never tells whether they exist.
     """
     if not isinstance(class_ids, Select) and not class_ids:
         return
@@ -43,7 +46,7 @@ async def ensure_writable(
                 SchoolClass.created_by_user_id == teacher_id,
             )
             .order_by(SchoolClass.id)
-            .with_for_update(read=True)
+            .with_for_update(key_share=True)
         )
         if archived_at is not None
     )

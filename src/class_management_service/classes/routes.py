@@ -23,7 +23,7 @@ from class_management_service.courses.domain import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
 from class_management_service.http.deps import ReadDb, TeacherId, Uow
 from class_management_service.http.json_text import JsonText
-from class_management_service.http.pagination import PageQuery
+from class_management_service.http.pagination import LIST_RESPONSES, PageQuery
 
 router = APIRouter(prefix="/v1/classes", tags=["classes"], responses=ERROR_RESPONSES)
 
@@ -59,7 +59,11 @@ async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow, db: R
     "/",
     response_model=ClassList,
     summary="List own classes",
-    description="The calling teacher's classes, filtered, sorted and paginated.",
+    description=(
+        "The calling teacher's classes, filtered, sorted and paginated (by `cursor`, or by "
+        "`offset`)."
+    ),
+    responses=LIST_RESPONSES,
 )
 async def list_classes(
     teacher_id: TeacherId,
@@ -76,16 +80,14 @@ async def list_classes(
         bool, Query(description="Also list archived classes (hidden by default).")
     ] = False,
 ) -> JsonText:
-    return JsonText(
-        await queries.list_classes(
-            db,
-            teacher_id,
-            page,
-            sort=sort,
-            course_code=course_code,
-            name_contains=q,
-            include_archived=include_archived,
-        )
+    return await queries.list_classes(
+        db,
+        teacher_id,
+        page,
+        sort=sort,
+        course_code=course_code,
+        name_contains=q,
+        include_archived=include_archived,
     )
 
 

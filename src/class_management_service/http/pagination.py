@@ -1,57 +1,95 @@
-"""Limit/offset pages with a total count, allow-listed sorting and substring filters, shared by
-every list route.
+"""Pages of every list route: keyset (``cursor``) or limit/offset, with allow-listed sorting and
+substring filters.
 
-A page is one statement (:func:`page_query`), compiled once per filter combination and run
-straight on asyncpg: PostgreSQL renders the items as JSON (:func:`reads.json_rows`) and counts
-the total only when the page itself does not prove it (first page, not full); :func:`fetch_page`
-puts them in the platform's list envelope, ``{"<items>": [...], "pagination": {...}}``
-(:class:`Pagination`).
+A page is one statement, compiled once per filter combination (:func:`page_query`) and run
+straight on asyncpg: PostgreSQL renders the items as JSON (:func:`reads.json_rows`), says whether
+more follow (it reads ``limit + 1`` rows) and renders the last item's sort key, from which
+:func:`fetch_page` makes the opaque ``next`` cursor (:mod:`.cursor`) and the RFC 8288
+``Link: <...>; rel="next"`` header. A cursor page starts right after that key
+(``(key, id) > (:after...)``, on an index per sort), so the 1,000th page costs what the first
+does; an offset page reads and discards every row before it, and stays for the platform's
+clients, which page by offset.
+
+``pagination.total``: an offset page counts (unless the page proves it: the last page), as the
+platform's clients have always seen it. A cursor page does not count again: it reports the
+total its walk began with (carried in the cursor), raised to what the walk itself has seen, and
+exact on the last page; counting 50,000 rows on every page would cost more than the page.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    DateTime,
+    FromClause,
     Integer,
     Select,
-    SQLColumnExpression,
-    and_,
+    Text,
+    Uuid,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     select,
+    true,
+    tuple_,
 )
+from starlette.datastructures import URL
 
-from class_management_service.reads import RawQuery, json_rows
+from class_management_service.errors import MalformedRequest
+from class_management_service.http import cursor as cursors
+from class_management_service.http.cursor import KeyKind
+from class_management_service.http.json_text import JsonText
+from class_management_service.reads import RawQuery
 
 # The platform's own service pages by 20 when no limit is given.
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
 # Far beyond any real roster, and keeps OFFSET well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000
+MAX_CURSOR_LENGTH = 2048
 
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
     limit: int
     offset: int
+    cursor: str | None
+    url: URL  # the request's: the next page's link is this one with the cursor instead
 
 
 async def _page_request(  # async: a plain `def` dependency would run in the thread pool
+    request: Request,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")
     ] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Number of items to skip.")] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_CURSOR_LENGTH,
+            description=(
+                "Start after the item a previous page's `next` names (keyset pagination: "
+                "any page costs what the first does). Not together with `offset`; only with "
+                "the sort and filters of the page that issued it."
+            ),
+        ),
+    ] = None,
 ) -> PageRequest:
-    return PageRequest(limit=limit, offset=offset)
+    if cursor is not None and offset:
+        raise MalformedRequest("Give either cursor or offset, not both.", {"offset": offset})
+    return PageRequest(limit=limit, offset=offset, cursor=cursor, url=request.url)
 
 
 PageQuery = Annotated[PageRequest, Depends(_page_request)]
@@ -61,20 +99,47 @@ class Pagination(BaseModel):
     """Where a page lies in the list (every list response carries it as ``pagination``)."""
 
     limit: int = Field(ge=1, le=MAX_LIMIT)
-    offset: int = Field(ge=0)
+    offset: int = Field(ge=0, description="Items before this page.")
     returned: int = Field(ge=0, le=MAX_LIMIT, description="Items on this page.")
-    total: int = Field(ge=0, description="Items matching the filters, on all pages.")
+    total: int = Field(
+        ge=0,
+        description=(
+            "Items matching the filters, on all pages. Counted on offset pages; a cursor page "
+            "carries the count its walk began with (exact on the last page)."
+        ),
+    )
 
 
-def order_by(
-    sort: enum.StrEnum,
-    sortable: Mapping[str, SQLColumnExpression[Any]],
-    tiebreaker: SQLColumnExpression[Any],
-) -> list[SQLColumnExpression[Any]]:
-    """``name`` sorts ascending, ``-name`` descending; the tiebreaker keeps pages stable."""
-    descending = sort.value.startswith("-")
-    column = sortable[sort.value.removeprefix("-")]
-    return [column.desc() if descending else column.asc(), tiebreaker.asc()]
+NextCursor = Annotated[
+    str | None,
+    Field(
+        description=(
+            "Opaque cursor of the next page (pass it as `cursor`), null on the last page; the "
+            'same URL is in the `Link: <...>; rel="next"` header.'
+        )
+    ),
+]
+
+LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Link": {
+                "description": 'RFC 8288 `<next page URL>; rel="next"`, absent on the last page.',
+                "schema": {"type": "string"},
+            }
+        }
+    }
+}
+
+# A sort key from a row's columns (a table's, or a rendered page's, which carry the same names),
+# never NULL; the id follows it as the tiebreaker.
+KeyParts = Callable[[Any], list[ColumnElement[Any]]]
+
+
+def sort_key(sort: enum.StrEnum, keys: Mapping[str, KeyParts]) -> tuple[KeyParts, bool]:
+    """``name`` sorts ascending, ``-name`` descending (the id then descending too, so one index
+    read backwards serves it)."""
+    return keys[sort.value.removeprefix("-")], sort.value.startswith("-")
 
 
 def contains(text: str) -> str:
@@ -83,49 +148,136 @@ def contains(text: str) -> str:
     return f"%{escaped}%"
 
 
-def page_query(statement: Select[Any], ordering: Sequence[SQLColumnExpression[Any]]) -> RawQuery:
-    """A list statement as one compiled query for :func:`fetch_page`: a single row holding the
-    requested page's items as JSON (``limit``/``offset`` parameters), how many they are and the
-    total the filters match.
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """The two compiled statements of one list: from an offset, and after a cursor."""
 
-    The total is counted only when the page does not prove it (a first page that is not full);
-    ``CASE`` runs the count's sub-plan only in that branch. One statement, one round trip.
-    """
-    limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
-    page = json_rows(statement.order_by(*ordering).limit(limit).offset(offset)).cte("page")
-    (item,) = page.c
-    # string_agg keeps the order the sorted sub-select produced its rows in.
-    items = select(func.string_agg(item, literal_column("','"))).scalar_subquery()
-    on_page = select(func.count()).select_from(page).scalar_subquery()
-    proven = and_(offset == 0, on_page < limit)
-    everything = (
-        statement.with_only_columns(func.count(), maintain_column_froms=True)
-        .order_by(None)
-        .scalar_subquery()
-    )
-    return RawQuery.of(
-        select(
-            func.coalesce(items, literal_column("''")).label("items"),
-            on_page.label("returned"),
-            case((proven, on_page), else_=everything).label("total"),
+    scope: str
+    from_offset: RawQuery
+    after_cursor: RawQuery
+    key_kinds: tuple[KeyKind, ...]
+
+
+def _kind(part: ColumnElement[Any]) -> KeyKind:
+    for sql_type, kind in (
+        (DateTime, KeyKind.TIMESTAMP),
+        (Uuid, KeyKind.UUID),
+        (Boolean, KeyKind.BOOLEAN),
+    ):
+        if isinstance(part.type, sql_type):
+            return kind
+    return KeyKind.TEXT
+
+
+def page_query(
+    scope: str,
+    statement: Select[Any],
+    table: FromClause,
+    sort: tuple[KeyParts, bool],
+    *,
+    found: ColumnElement[bool] | None = None,
+) -> ListQuery:
+    """``statement`` (rows shaped like the response items, filtered, with ``table``'s id) as
+    :class:`ListQuery`. Each statement answers one row: the page's items as JSON, how many,
+    whether more follow, the last item's key (JSON), from an offset the total, and ``found``:
+    whether the list exists at all (e.g. the teacher's class it belongs to), checked in the same
+    round trip."""
+    parts, descending = sort
+    keys = [*parts(table.c), table.c.id]
+    kinds = tuple(_kind(key) for key in keys)
+    ordering = [key.desc() if descending else key.asc() for key in keys]
+    after = [
+        cast(bindparam(f"after_{index}", type_=Text), key.type)
+        if kind is not KeyKind.TEXT
+        else bindparam(f"after_{index}", type_=Text)
+        for index, (key, kind) in enumerate(zip(keys, kinds, strict=True))
+    ]
+    beyond = tuple_(*keys) < tuple_(*after) if descending else tuple_(*keys) > tuple_(*after)
+
+    def compiled(statement: Select[Any], *, count: bool) -> RawQuery:
+        limit, offset = bindparam("limit", type_=Integer), bindparam("offset", type_=Integer)
+        rows = statement.order_by(*ordering).limit(limit + 1).offset(offset).subquery("r")
+        page = select(
+            cast(func.row_to_json(rows.table_valued()), Text).label("item"),
+            cast(func.json_build_array(*parts(rows.c), rows.c.id), Text).label("key"),
+            func.row_number().over().label("n"),
+        ).subquery("page")
+        fetched, on_page = func.count(), page.c.n <= limit
+        everything = (
+            statement.with_only_columns(func.count(), maintain_column_froms=True)
+            .order_by(None)
+            .scalar_subquery()
         )
+        # The count runs only when the page does not prove the total (CASE: its sub-plan is
+        # evaluated in that branch alone).
+        proven = (fetched <= limit) & ((offset == 0) | (fetched > 0))
+        total = case((proven, offset + fetched), else_=everything) if count else None
+        return RawQuery.of(
+            select(
+                # string_agg keeps the order the sorted sub-select produced its rows in.
+                func.coalesce(
+                    func.string_agg(page.c.item, literal_column("','")).filter(on_page),
+                    literal_column("''"),
+                ).label("items"),
+                func.count().filter(on_page).label("returned"),
+                (fetched > limit).label("more"),
+                func.max(page.c.key).filter(page.c.n == limit).label("last_key"),
+                (total if total is not None else literal_column("NULL")).label("total"),
+                (found if found is not None else true()).label("found"),
+            ).select_from(page)
+        )
+
+    return ListQuery(
+        scope=scope,
+        from_offset=compiled(statement, count=True),
+        after_cursor=compiled(statement.where(beyond), count=False),
+        key_kinds=kinds,
     )
 
 
 async def fetch_page(
     connection: asyncpg.Connection,
-    query: RawQuery,
+    query: ListQuery,
     page: PageRequest,
     items_key: str,
+    missing: Callable[[], Exception] | None = None,
     **values: Any,
-) -> str:
-    """A page as JSON, its items under ``items_key`` (``classes``, ``students``) and a
-    :class:`Pagination`: ``query`` comes from :func:`page_query`, ``values`` fill its filters'
-    parameters."""
-    row = await query.fetchrow(connection, limit=page.limit, offset=page.offset, **values)
+) -> JsonText:
+    """A page as JSON, its items under ``items_key`` (``classes``, ``students``) beside a
+    :class:`Pagination` and ``next``; ``values`` fill the filters' parameters (they and
+    ``query.scope`` are what a cursor is bound to). Raises ``missing()`` when the query's
+    ``found`` is false."""
+    bound = cursors.binding(query.scope, values)
+    if page.cursor is None:
+        row = await query.from_offset.fetchrow(
+            connection, limit=page.limit, offset=page.offset, **values
+        )
+        position, carried = page.offset, 0
+    else:
+        after = cursors.decode(page.cursor, bound, query.key_kinds)
+        row = await query.after_cursor.fetchrow(
+            connection, limit=page.limit, offset=0, **values, **after.parameters()
+        )
+        position, carried = after.position, after.total
     assert row is not None  # aggregates: always one row
-    items, returned, total = row
+    items, returned, more, last_key, total, found = row
+    if not found and missing is not None:
+        raise missing()
+    if total is None:  # a cursor page: the walk's count, and what the walk has seen
+        total = max(carried, position + returned + 1) if more else position + returned
     pagination = (
-        f'{{"limit":{page.limit},"offset":{page.offset},"returned":{returned},"total":{total}}}'
+        f'{{"limit":{page.limit},"offset":{position},"returned":{returned},"total":{total}}}'
     )
-    return f'{{"{items_key}":[{items}],"pagination":{pagination}}}'
+    headers: dict[str, str] = {}
+    next_cursor = "null"
+    if more:
+        token = cursors.encode(
+            cursors.Cursor(tuple(json.loads(last_key)), position + returned, total, bound)
+        )
+        next_cursor = f'"{token}"'
+        url = page.url.remove_query_params("offset").include_query_params(cursor=token)
+        headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return JsonText(
+        f'{{"{items_key}":[{items}],"pagination":{pagination},"next":{next_cursor}}}',
+        headers=headers,
+    )

@@ -12,20 +12,27 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import String, Uuid, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.associations.models import EssayStudentAssociation
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.queries import class_not_found
 from class_management_service.errors import NotFound
+from class_management_service.http.json_text import JsonText
 from class_management_service.internal.schemas import (
     BatchClassInfo,
-    ClassRoster,
     EssayAssociation,
     EssayStudentName,
     RosterStudent,
     StudentPersonName,
+)
+from class_management_service.reads import (
+    RawQuery,
+    ReadOnlyDatabase,
+    fetch_rendered,
+    json_rows,
+    response_columns,
 )
 from class_management_service.students.models import Student
 
@@ -42,39 +49,54 @@ def as_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-async def class_roster(
-    session: AsyncSession, class_id: uuid.UUID, *, teacher_id: str | None
-) -> ClassRoster:
-    """``teacher_id``: only that teacher's class (another teacher's is as missing as none)."""
-    owned = select(SchoolClass.id).where(SchoolClass.id == class_id)
-    if teacher_id is not None:
-        owned = owned.where(SchoolClass.created_by_user_id == teacher_id)
-    if await session.scalar(owned) is None:
-        raise class_not_found(class_id)
-    rows = await session.execute(
+def _roster(*, owned: bool) -> RawQuery:
+    """The class's students rendered as :class:`RosterStudent` JSON items (comma-separated; ''
+    for none), or no row when the class does not exist (or, ``owned``, is not the teacher's)."""
+    class_id = bindparam("class_id", type_=Uuid)
+    members = json_rows(
         select(
-            Student.id,
-            Student.first_name,
-            Student.last_name,
-            _LEGAL_OR_FULL_NAME.label("full_legal_name"),
-            Student.email,
+            *response_columns(
+                RosterStudent,
+                Student.__table__,
+                {
+                    "student_id": lambda: Student.__table__.c.id,
+                    "full_legal_name": lambda: _LEGAL_OR_FULL_NAME,
+                },
+            )
         )
         .join(ClassMembership, ClassMembership.student_id == Student.id)
         .where(ClassMembership.class_id == class_id)
         .order_by(Student.last_name, Student.first_name, Student.id)
+    ).subquery("members")
+    (item,) = members.c
+    # string_agg keeps the order the sorted sub-select produced its rows in.
+    items = select(
+        func.coalesce(func.string_agg(item, literal_column("','")), literal_column("''"))
+    ).scalar_subquery()
+    statement = select(items).where(SchoolClass.id == class_id)
+    if owned:
+        statement = statement.where(
+            SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String)
+        )
+    return RawQuery.of(statement)
+
+
+_ROSTER, _OWNED_ROSTER = _roster(owned=False), _roster(owned=True)
+
+
+async def class_roster(
+    db: ReadOnlyDatabase, class_id: uuid.UUID, *, teacher_id: str | None
+) -> JsonText:
+    """The :class:`ClassRoster` as JSON. ``teacher_id``: only that teacher's class (another
+    teacher's is as missing as none)."""
+    items = await fetch_rendered(
+        db,
+        _ROSTER if teacher_id is None else _OWNED_ROSTER,
+        lambda: class_not_found(class_id),
+        class_id=class_id,
+        teacher_id=teacher_id,
     )
-    return ClassRoster(
-        students=[
-            RosterStudent(
-                student_id=row.id,
-                first_name=row.first_name,
-                last_name=row.last_name,
-                full_legal_name=row.full_legal_name,
-                email=row.email,
-            )
-            for row in rows
-        ]
-    )
+    return JsonText(f'{{"students":[{items}]}}')
 
 
 async def batch_student_names(session: AsyncSession, batch_id: uuid.UUID) -> list[EssayStudentName]:

@@ -13,7 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
-from class_management_service.http.deps import InternalService, RosterAccess, Uow
+from class_management_service.http.deps import InternalService, ReadDb, RosterAccess, Uow
+from class_management_service.http.json_text import JsonText
 from class_management_service.internal import queries
 from class_management_service.internal.schemas import (
     BatchClassInfo,
@@ -31,6 +32,7 @@ MAX_BATCH_IDS = 500
 @router.get(
     "/v1/classes/{class_id}/roster",
     summary="Class roster for author matching (NLP service)",
+    response_model=ClassRoster,
     description=(
         "Every student of the class, sorted by last and first name. `full_legal_name` falls "
         "back to first and last name when no legal name is recorded.\n\n"
@@ -42,8 +44,8 @@ MAX_BATCH_IDS = 500
         "401 even then)."
     ),
 )
-async def class_roster(class_id: uuid.UUID, reader: RosterAccess, uow: Uow) -> ClassRoster:
-    return await queries.class_roster(uow.session, class_id, teacher_id=reader.teacher_id)
+async def class_roster(class_id: uuid.UUID, reader: RosterAccess, db: ReadDb) -> JsonText:
+    return await queries.class_roster(db, class_id, teacher_id=reader.teacher_id)
 
 
 @router.get(

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Computed, DateTime, String, Text, UniqueConstraint
+from sqlalchemy import Computed, DateTime, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from class_management_service.db import Base, TimestampMixin
@@ -15,6 +15,22 @@ class Student(TimestampMixin, Base):
     # never collide in PostgreSQL).
     __table_args__ = (
         UniqueConstraint("created_by_user_id", "email_key", name="uq_students_owner_email_key"),
+        # The keyset indexes of the list sorts (students.queries): the teacher, the sort key, the
+        # id.
+        Index(
+            "ix_students_owner_name",
+            "created_by_user_id",
+            func.lower(text("(last_name || ' ') || first_name")),
+            "id",
+        ),
+        Index(
+            "ix_students_owner_email",
+            "created_by_user_id",
+            text("(email IS NULL)"),
+            func.coalesce(text("email"), ""),
+            "id",
+        ),
+        Index("ix_students_owner_created", "created_by_user_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Uuid,
     bindparam,
+    exists,
     func,
     literal_column,
     or_,
@@ -30,12 +31,15 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.errors import Conflict, NotFound
+from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import (
+    KeyParts,
+    ListQuery,
     PageRequest,
     contains,
     fetch_page,
-    order_by,
     page_query,
+    sort_key,
 )
 from class_management_service.reads import (
     RawQuery,
@@ -51,10 +55,13 @@ from class_management_service.students.schemas import (
     StudentSort,
 )
 
-_SORTABLE = {
-    "name": func.lower(Student.last_name + " " + Student.first_name),
-    "email": Student.email,
-    "created_at": Student.created_at,
+# Sort keys by the columns both the students table and a rendered student have (keyset indexes
+# in models.Student). The e-mail may be NULL: those rows sort last (first descending), as
+# PostgreSQL orders NULLs, by a key that is never NULL itself.
+_SORT_KEYS: dict[str, KeyParts] = {
+    "name": lambda c: [func.lower(c.last_name + " " + c.first_name)],
+    "email": lambda c: [c.email.is_(None), func.coalesce(c.email, literal_column("''"))],
+    "created_at": lambda c: [c.created_at],
 }
 
 
@@ -110,25 +117,21 @@ def owned_students() -> Select[Any]:
 _STUDENT = RawQuery.of(
     json_rows(owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
 )
-_OWNED_CLASS = RawQuery.of(
-    select(SchoolClass.id).where(
-        SchoolClass.id == bindparam("class_id", type_=Uuid),
-        SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
-    )
-)
 
 
 @cache
-def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
-    """One compiled statement per filter combination (24 at most)."""
+def _list_queries(
+    sort: StudentSort, by_class: bool, by_text: bool, class_owned: bool = False
+) -> ListQuery:
+    """One compiled pair of statements per filter combination (36 at most); ``class_owned``:
+    the list is found only if the teacher owns the class."""
     # Erased students are never listed (nor found by search); GET by id still answers.
     statement = owned_students().where(Student.erased_at.is_(None))
+    class_id = bindparam("class_id", type_=Uuid)
     if by_class:
         statement = statement.where(
             Student.id.in_(
-                select(ClassMembership.student_id).where(
-                    ClassMembership.class_id == bindparam("class_id", type_=Uuid)
-                )
+                select(ClassMembership.student_id).where(ClassMembership.class_id == class_id)
             )
         )
     if by_text:
@@ -141,7 +144,17 @@ def _list_queries(sort: StudentSort, by_class: bool, by_text: bool) -> RawQuery:
                 Student.email.ilike(pattern),
             )
         )
-    return page_query(statement, order_by(sort, _SORTABLE, Student.id))
+    owned_class = exists().where(
+        SchoolClass.id == class_id,
+        SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
+    )
+    return page_query(
+        f"students:{sort.value}",
+        statement,
+        Student.__table__,
+        sort_key(sort, _SORT_KEYS),
+        found=owned_class if class_owned else None,
+    )
 
 
 async def get_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID) -> str:
@@ -163,7 +176,7 @@ async def list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None = None,
     search: str | None = None,
-) -> str:
+) -> JsonText:
     """A :class:`StudentList` page of the teacher's students as JSON; ``class_id`` narrows to
     one class (another teacher's: empty)."""
     async with db.connection() as connection:
@@ -177,13 +190,17 @@ async def _list_students(
     sort: StudentSort,
     class_id: uuid.UUID | None,
     search: str | None,
-) -> str:
-    query = _list_queries(sort, class_id is not None, bool(search))
+    *,
+    class_owned: bool = False,
+) -> JsonText:
+    query = _list_queries(sort, class_id is not None, bool(search), class_owned)
     return await fetch_page(
         connection,
         query,
         page,
         "students",
+        # The same answer ensure_owned_classes gives.
+        lambda: NotFound("Class not found.", {"class_ids": [str(class_id)]}),
         teacher_id=teacher_id,
         class_id=class_id,
         pattern=contains(search) if search else None,
@@ -198,10 +215,9 @@ async def list_class_students(
     *,
     sort: StudentSort,
     search: str | None = None,
-) -> str:
+) -> JsonText:
     """Like :func:`list_students` for one class, but 404 unless the teacher owns the class."""
     async with db.connection() as connection:
-        owned = await _OWNED_CLASS.fetchval(connection, class_id=class_id, teacher_id=teacher_id)
-        if owned is None:  # the same answer ensure_owned_classes gives
-            raise NotFound("Class not found.", {"class_ids": [str(class_id)]})
-        return await _list_students(connection, teacher_id, page, sort, class_id, search)
+        return await _list_students(
+            connection, teacher_id, page, sort, class_id, search, class_owned=True
+        )

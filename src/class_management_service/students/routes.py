@@ -22,7 +22,7 @@ from class_management_service.errors import (
 )
 from class_management_service.http.deps import ReadDb, TeacherId, Uow
 from class_management_service.http.json_text import JsonText
-from class_management_service.http.pagination import PageQuery
+from class_management_service.http.pagination import LIST_RESPONSES, PageQuery
 from class_management_service.students import queries, roster_import, service
 from class_management_service.students.importer import COLUMN_ALIASES, MAX_ROWS, parse_roster
 from class_management_service.students.schemas import (
@@ -79,8 +79,10 @@ async def create_student(
     summary="List own students",
     description=(
         "The calling teacher's students, filtered, sorted and paginated. `class_id` narrows the "
-        "list to one class (a class the teacher does not own simply matches nothing)."
+        "list to one class (a class the teacher does not own simply matches nothing). Pages "
+        "by `cursor`, or by `offset`."
     ),
+    responses=LIST_RESPONSES,
 )
 async def list_students(
     teacher_id: TeacherId,
@@ -90,9 +92,7 @@ async def list_students(
     class_id: Annotated[uuid.UUID | None, Query(description="Only this class.")] = None,
     q: SearchQuery = None,
 ) -> JsonText:
-    return JsonText(
-        await queries.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
-    )
+    return await queries.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
 
 
 @router.get(
@@ -144,6 +144,7 @@ async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow)
     response_model=StudentList,
     summary="List the students of a class",
     description="Like `GET /v1/classes/students?class_id=...`, but 404 for a class not owned.",
+    responses=LIST_RESPONSES,
 )
 async def list_class_students(
     class_id: uuid.UUID,
@@ -153,9 +154,7 @@ async def list_class_students(
     sort: SortQuery = StudentSort.NAME,
     q: SearchQuery = None,
 ) -> JsonText:
-    return JsonText(
-        await queries.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
-    )
+    return await queries.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
 
 
 _CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})

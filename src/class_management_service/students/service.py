@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.classes.models import ClassMembership
+from class_management_service.classes.models import ClassMembership, SchoolClass
 from class_management_service.classes.read_only import ensure_writable
 from class_management_service.classes.service import ensure_owned_classes
 from class_management_service.db import sqlstate
@@ -79,9 +79,12 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
     if student_id is None:
         raise _email_taken(request.email)
     if class_ids:
+        # One statement for all the classes (not one per row): the membership trigger then
+        # locks them in id order at once, as every other membership change does.
         await session.execute(
-            insert(ClassMembership),
-            [{"class_id": class_id, "student_id": student_id} for class_id in class_ids],
+            insert(ClassMembership).values(
+                [{"class_id": class_id, "student_id": student_id} for class_id in class_ids]
+            )
         )
     _publish(
         session,
@@ -159,6 +162,16 @@ async def update_student(
             raise _email_taken(request.email) from None
         raise
 
+    if add_ids and remove_ids:
+        # The membership triggers lock each statement's classes in id order (their
+        # student_count); a change that adds and removes takes them all first, in that order,
+        # so two such changes in crossing directions wait for each other instead of deadlocking.
+        await session.execute(
+            select(SchoolClass.id)
+            .where(SchoolClass.id.in_([*add_ids, *remove_ids]))
+            .order_by(SchoolClass.id)
+            .with_for_update(key_share=True)
+        )
     added = await _add_memberships(session, student_id, add_ids)
     removed = await _remove_memberships(session, student_id, remove_ids)
     if added:

@@ -111,6 +111,7 @@ async def test_list_paginates_filters_and_sorts(api_client: httpx.AsyncClient) -
     assert await page("offset=10") == {
         "classes": [],
         "pagination": {"limit": 20, "offset": 10, "returned": 0, "total": 5},
+        "next": None,
     }
 
     assert await names("course_code=SV1&sort=name") == ["100%_literal", "Svenska 9A"]
