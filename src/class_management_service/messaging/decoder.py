@@ -44,11 +44,12 @@ class EventDecoder(Generic[PayloadT]):
     event_types: Collection[str]
     #: Payload fields whose failure to parse as a UUID is reported as ``malformed_id``.
     id_fields: Collection[str] = ()
-    _envelope: Any = field(init=False, repr=False, compare=False)
+    _envelope: type[TypedEnvelope[Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The parametrized model is built (and its validator compiled) once per decoder.
-        object.__setattr__(self, "_envelope", TypedEnvelope[self.payload_model])  # type: ignore[name-defined]
+        envelope = TypedEnvelope[self.payload_model]  # type: ignore[name-defined]
+        object.__setattr__(self, "_envelope", envelope)
 
     def __call__(self, value: bytes | None) -> DecodedEvent[PayloadT]:
         """Decode one Kafka message value; raises :class:`PoisonMessage`."""
