@@ -90,10 +90,10 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "huleedu.batch.author.matches.suggested.v1.dlq"
     consumer_max_poll_records: int = 200
     # What one fetch from the broker may return, per partition and in all: a poll batch is
-    # only as large as the fetched records it is taken from. Kafka's 1 MiB per partition holds
-    # ~36 author-match events of 30 essays (~28 KB each), so batches were cut at that; 8 MiB
-    # holds max_poll_records of them. Larger fetches cost memory (16 MiB: +60 MiB peak RSS)
-    # without making batches larger.
+    # only as large as the fetched records it is taken from. Kafka's default 1 MiB per
+    # partition holds only ~36 author-match events of 30 essays (~28 KB each); 8 MiB holds
+    # max_poll_records of them. Larger fetches cost memory (16 MiB: +60 MiB peak RSS) without
+    # making batches larger.
     consumer_max_partition_fetch_bytes: int = 8 * 1024 * 1024
     consumer_fetch_max_bytes: int = 32 * 1024 * 1024
     consumer_fetch_timeout_ms: int = 500
