@@ -51,18 +51,24 @@ SUGGESTIONS_PER_ESSAY = 3
 STUDENTS_PER_CLASS = 30
 CLASSES = 40
 
-COLUMNS = (
-    "id",
-    "essay_id",
-    "batch_id",
-    "class_id",
-    "student_id",
-    "confidence_score",
-    "match_reasons",
-    "filename",
-    "status",
-    "source_event_id",
-)
+# The columns the service writes per essay, with their types: every baseline (COPY, unnest,
+# INSERT per row) writes exactly these, built by baseline_rows. A column added to the
+# service's INSERT goes here and into baseline_rows, and nowhere else.
+BASELINE_COLUMNS = {
+    "id": "uuid",
+    "essay_id": "uuid",
+    "batch_id": "uuid",
+    "class_id": "uuid",
+    "student_id": "uuid",
+    "confidence_score": "float8",
+    "match_reasons": "jsonb",
+    "filename": "text",
+    "status": "text",
+    "source_event_id": "uuid",
+    "correlation_id": "uuid",
+    "trace_context": "jsonb",
+}
+COLUMNS = tuple(BASELINE_COLUMNS)
 
 
 @dataclass
@@ -163,12 +169,14 @@ def make_envelopes(
 
 
 def baseline_rows(messages: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
-    """The rows the service stores for these events (best suggestion), with fresh essay ids so
-    every method performs real inserts; grouped per event."""
+    """The rows the service stores for these events (best suggestion), in ``COLUMNS`` order,
+    with fresh essay ids so every method performs real inserts; grouped per event."""
     grouped = []
     for message in messages:
-        data = json.loads(message)["data"]
+        envelope = json.loads(message)
+        data = envelope["data"]
         event_id = uuid.uuid4()
+        correlation_id = uuid.UUID(envelope["correlation_id"])
         rows = []
         for result in data["match_results"]:
             best = max(result["suggestions"], key=lambda s: s["confidence_score"])
@@ -184,6 +192,8 @@ def baseline_rows(messages: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
                     result["filename"],
                     "pending_validation",
                     event_id,
+                    correlation_id,
+                    None,  # trace_context: the bench's events carry no traceparent
                 )
             )
         grouped.append(rows)
@@ -236,20 +246,24 @@ async def time_consumer(settings: Settings, events: int) -> tuple[float, float]:
     return finished - started, finished - (assigned_at or started)
 
 
+_COLUMN_LIST = ", ".join(COLUMNS)
 INSERT_ONE = (
-    "INSERT INTO essay_student_associations (id, essay_id, batch_id, class_id, student_id, "
-    "confidence_score, match_reasons, filename, status, source_event_id) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10) ON CONFLICT (essay_id) DO NOTHING"
+    f"INSERT INTO essay_student_associations ({_COLUMN_LIST}) VALUES ("  # noqa: S608 - constants
+    + ", ".join(f"${n}::{kind}" for n, kind in enumerate(BASELINE_COLUMNS.values(), 1))
+    + ") ON CONFLICT (essay_id) DO NOTHING"
 )
+# jsonb travels as text[] (an array of jsonb parameters would be encoded value by value).
 INSERT_UNNEST = (
-    "INSERT INTO essay_student_associations (id, essay_id, batch_id, class_id, student_id, "
-    "confidence_score, match_reasons, filename, status, source_event_id) "
-    "SELECT id, essay_id, batch_id, class_id, student_id, confidence_score, "
-    "match_reasons::jsonb, filename, status, source_event_id FROM unnest("
-    "$1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::float8[], $7::text[], "
-    "$8::text[], $9::text[], $10::uuid[]) AS r(id, essay_id, batch_id, class_id, student_id, "
-    "confidence_score, match_reasons, filename, status, source_event_id) "
-    "ON CONFLICT (essay_id) DO NOTHING"
+    f"INSERT INTO essay_student_associations ({_COLUMN_LIST}) SELECT "  # noqa: S608 - constants
+    + ", ".join(
+        f"{name}::jsonb" if kind == "jsonb" else name for name, kind in BASELINE_COLUMNS.items()
+    )
+    + " FROM unnest("
+    + ", ".join(
+        f"${n}::{'text' if kind == 'jsonb' else kind}[]"
+        for n, kind in enumerate(BASELINE_COLUMNS.values(), 1)
+    )
+    + f") AS r({_COLUMN_LIST}) ON CONFLICT (essay_id) DO NOTHING"
 )
 
 
@@ -283,7 +297,7 @@ async def time_unnest(dsn: str, grouped: list[list[tuple[Any, ...]]], batch: int
 async def time_copy(dsn: str, grouped: list[list[tuple[Any, ...]]]) -> float:
     connection = await asyncpg.connect(dsn)
     try:
-        records = [(*row[:6], row[6], *row[7:]) for rows in grouped for row in rows]
+        records = [row for rows in grouped for row in rows]
         started = time.perf_counter()
         async with connection.transaction():
             await connection.copy_records_to_table(
@@ -314,6 +328,8 @@ async def preload(dsn: str, roster: Roster, rows: int) -> None:
                     "[]",
                     "p.docx",
                     "pending_validation",
+                    None,
+                    None,
                     None,
                 )
                 for _ in range(min(50_000, rows - first))

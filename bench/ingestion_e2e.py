@@ -252,9 +252,9 @@ measured again.
         service = phase.rates(SERVICE)
         section_.targets.append(
             Target(
-                f"{phase.name}: service >= 25 % of raw COPY",
+                f"{phase.name}: service >= 50 % of raw COPY",
                 ratio(service.ratio_to(copy)),
-                service.ratio_to(copy) >= 0.25,
+                service.ratio_to(copy) >= 0.5,
             )
         )
     if len(phases) == 2:

@@ -184,3 +184,25 @@ def test_envelope_without_event_id_or_with_non_object_data_is_invalid_envelope()
     envelope["data"] = [1, 2]
     assert poison_reason(encode(envelope)) == "invalid_envelope"
     assert poison_reason(b"[1, 2, 3]") == "invalid_envelope"
+
+
+def test_reason_order_when_envelope_type_and_payload_are_all_wrong() -> None:
+    # The one-pass decode refuses these; the reason is still the first failing step's.
+    envelope = platform_event(batch_id="single-essay-batch")
+    envelope["event_type"] = "huleedu.something.else.v1"
+    assert poison_reason(encode(envelope)) == "unexpected_event_type"
+    del envelope["correlation_id"]
+    assert poison_reason(encode(envelope)) == "invalid_envelope"
+
+
+def test_whitespace_only_value_is_an_empty_message() -> None:
+    assert poison_reason(b" \n\t ") == "empty_message"
+
+
+def test_informational_fields_are_not_validated() -> None:
+    envelope = platform_event()
+    essay = envelope["data"]["match_results"][0]
+    essay["extraction_metadata"] = "not an object"
+    essay["suggestions"][0]["student_name"] = {"unexpected": ["shape"]}
+    event = decode_author_match_event(encode(envelope))
+    assert event.payload.match_results[0].suggestions[0].confidence_score == 0.92

@@ -58,6 +58,7 @@ from class_management_service.messaging.consumer_health import ConsumerProgress,
 from class_management_service.messaging.consumer_metrics import ConsumerMetrics
 from class_management_service.messaging.dead_letter import DeadLetter, DeadLetterSink
 from class_management_service.messaging.failures import FailureBackoff
+from class_management_service.messaging.gc_pause import collector_paused
 from class_management_service.messaging.offsets import PartitionOffsets
 from class_management_service.observability.health import HealthCheck
 from class_management_service.settings import ConsumerSettings
@@ -165,8 +166,9 @@ class KafkaBatchConsumer(Generic[T, P]):
                     continue
                 self.progress.last_poll_at = time.monotonic()
                 self._metrics.last_poll.labels(self.topic).set_to_current_time()
-                prepared = [self._decode(tp, records) for tp, records in batches.items() if records]
-                failed = await self._prepare_all(prepared)
+                with collector_paused():  # until the decoded messages are let go (gc_pause)
+                    prepared = [self._decode(tp, recs) for tp, recs in batches.items() if recs]
+                    failed = await self._prepare_all(prepared)
                 if in_flight is not None:
                     failed = {**failed, **await in_flight}
                     in_flight = None

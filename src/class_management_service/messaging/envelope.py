@@ -1,14 +1,15 @@
 """The platform's event envelope.
 
-Consumers decode in two steps: first :class:`EventEnvelope` with ``data`` left untyped, then
-``data`` against the payload model. Publishers build one with :func:`new_envelope`.
+Consumers decode the envelope and its payload in one pass, :class:`TypedEnvelope` parametrized
+by the payload model (see :mod:`.decoder`). Publishers build an :class:`EventEnvelope`, whose
+``data`` is untyped, with :func:`new_envelope`.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,7 +19,12 @@ SOURCE_SERVICE = "class_management_service"
 CONTENT_TYPE = "application/json"
 
 
-class EventEnvelope(BaseModel):
+DataT = TypeVar("DataT")
+
+
+class TypedEnvelope(BaseModel, Generic[DataT]):
+    """The envelope with ``data`` validated as ``DataT`` (a consumer's payload model)."""
+
     # Unknown extra fields from newer producers are tolerated, not rejected.
     model_config = ConfigDict(extra="ignore")
 
@@ -29,8 +35,12 @@ class EventEnvelope(BaseModel):
     schema_version: int = 1
     correlation_id: uuid.UUID
     data_schema_uri: str | None = None
-    data: dict[str, Any]
+    data: DataT
     metadata: dict[str, Any] | None = None
+
+
+class EventEnvelope(TypedEnvelope[dict[str, Any]]):
+    """The envelope with ``data`` as a plain JSON object: what publishers build."""
 
 
 def new_envelope(
