@@ -26,7 +26,8 @@ from tests.reliability.harness import (
 
 # What restoring a backup taken before the stream leaves of the stream's effects: nothing.
 RESTORE = (
-    "TRUNCATE essay_student_associations, processed_events, batch_confirmations, outbox_events"
+    "TRUNCATE essay_student_associations, association_history, processed_events, "
+    "batch_confirmations, outbox_events"
 )
 
 
