@@ -19,7 +19,16 @@ from typing import Any
 
 from bench import feedback, http_api, ingestion_e2e, review, roster
 from bench.harness import REPOSITORY, Harness, Stats, progress
-from bench.report import Section, Table, Target, bar_chart, number, ratio, stats_cells, write_report
+from bench.report import (
+    TARGET_COLUMNS,
+    Section,
+    Table,
+    Target,
+    bar_chart,
+    ratio,
+    stats_cells,
+    write_report,
+)
 
 DEFAULT_OUTPUT = REPOSITORY / "docs" / "benchmarks.md"
 SCRATCH_OUTPUT = REPOSITORY / ".infra" / "bench" / "benchmarks.md"
@@ -147,13 +156,10 @@ assigned, before any message), and the bare FastAPI app under the same wrk load.
         )
         series += [("bare app, HTTP", bare), ("service, HTTP", peak)]
     section_.tables.append(("", table))
-    section_.targets.append(
-        Target(
-            "peak RSS of the service (no fixed target)",
-            " / ".join(f"{name}: {number(stats.max)} MiB" for name, stats in series[1::2]),
-            None,
-        )
-    )
+    section_.targets += [
+        Target(f"peak RSS, {measured} (no fixed target)", peak, "MiB", baseline=base, digits=1)
+        for (_, base), (measured, peak) in zip(series[::2], series[1::2], strict=True)
+    ]
 
     def draw(path: Path) -> None:
         bar_chart(
@@ -268,6 +274,21 @@ def load_plotting() -> None:
     plt.close(figure)
 
 
+def print_targets(sections: list[Section], *, quick: bool) -> None:
+    """The summary table of the report, as text on stdout."""
+    rows = [
+        [section.key, target.requirement, *target.cells(), target.verdict(quick)]
+        for section in sections
+        for target in section.targets
+    ]
+    if not rows:
+        return
+    header = ["benchmark", "target", *TARGET_COLUMNS, "met"]
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
 def _terminate(signum: int, frame: FrameType | None) -> Any:
     # SIGTERM/SIGHUP take the same way out as Ctrl-C: the finally blocks stop every server
     # and child process this run started.
@@ -304,10 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         profile_findings=PROFILE_FINDINGS.read_text(),
         quick=arguments.quick,
     )
-    for section in sections:
-        for target in section.targets:
-            state = {True: "met", False: "NOT MET", None: "-"}[target.met]
-            print(f"{section.key:10} {target.requirement:70} {target.measured:>24}  {state}")
+    print_targets(sections, quick=arguments.quick)
     progress(
         f"done in {time.perf_counter() - started:.0f} s; wrote "
         + ", ".join(os.path.relpath(path) for path in written)

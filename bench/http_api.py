@@ -278,15 +278,21 @@ serving process's CPU time over the run (100 % = one core of the machine's
         section_.targets.append(
             Target(
                 f"{name} >= {GET_TARGET_RPS:,.0f} req/s",
-                f"{rps.median:,.0f} req/s",
-                rps.median >= GET_TARGET_RPS,
+                rps,
+                "req/s",
+                baseline=baseline,
+                at_least=GET_TARGET_RPS,
+                platform=176,
             )
         )
         section_.targets.append(
             Target(
                 f"{name} p95 <= {GET_TARGET_P95_MS:.0f} ms",
-                f"{p95.median:.1f} ms",
-                p95.median <= GET_TARGET_P95_MS,
+                p95,
+                "ms",
+                baseline=results.latency(BASELINE, "p95"),
+                at_most=GET_TARGET_P95_MS,
+                digits=1,
             )
         )
     with_log = results.rps(ACCESS_LOG).median
