@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import feedback, http_api, ingestion_e2e, review, roster
+from bench import feedback, http_api, ingestion_e2e, review, roster, startup
 from bench.harness import REPOSITORY, Harness, Stats, progress
 from bench.report import (
     TARGET_COLUMNS,
@@ -34,7 +34,7 @@ DEFAULT_OUTPUT = REPOSITORY / "docs" / "benchmarks.md"
 SCRATCH_OUTPUT = REPOSITORY / ".infra" / "bench" / "benchmarks.md"
 PROFILE_FINDINGS = Path(__file__).with_name("profile_findings.md")
 
-ORDER = ("ingestion", "http", "roster", "review", "tests", "memory")
+ORDER = ("ingestion", "http", "roster", "review", "tests", "startup", "memory")
 DESCRIPTIONS = {
     "ingestion": "essays/s from Kafka to committed rows in the service process, vs raw "
     "asyncpg INSERT/unnest/COPY; empty table and 1,000,000 rows",
@@ -43,6 +43,8 @@ DESCRIPTIONS = {
     "roster": "students/s of a 20,000-row CSV import vs raw COPY",
     "review": "batches of 30 confirmed per second through the HTTP API vs raw SQL",
     "tests": "wall time of each PostgreSQL-only test file alone (and the suite with --suite)",
+    "startup": "seconds from process start to /healthz 200 with the servers up, vs a bare "
+    "FastAPI app's start",
     "memory": "peak RSS of the service process during ingestion and http (runs both)",
 }
 
@@ -249,6 +251,11 @@ class Runner:
                             suite=self.arguments.suite,
                         )
                     ),
+                )
+            elif name == "startup":
+                timed(
+                    name,
+                    lambda: startup.section(startup.measure(self.harness, repetitions=repetitions)),
                 )
             elif name == "memory":
                 started = time.perf_counter()
