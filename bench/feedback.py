@@ -7,12 +7,13 @@ Each PostgreSQL-only file (under ``tests/postgres/``) and each unit-test file (u
 uv, pytest, the imports, for PostgreSQL a fresh server started by the local_infra plugin and the
 template database created (from the cached schema dump, see ``tests/databases.py``), the file's
 tests, teardown. The baseline is bare pytest: one empty test in a scratch directory (no
-conftest, no project plugins), the cost every run pays before the project's own. With
+conftest, no plugins, no uv), the cost every run pays before the project's own. With
 ``--suite`` the whole suite (``uv run pytest -q``) is timed too.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -93,10 +94,14 @@ class FeedbackResults:
 def _bare_pytest(scratch: Path) -> Run:
     """One empty test in a directory of its own: what pytest costs before the project's part."""
     (scratch / "test_empty.py").write_text("def test_empty() -> None:\n    pass\n")
+    # Without the plugins other packages install (schemathesis, hypothesis, anyio: ~1.5 s of
+    # imports that the project's own configuration turns off too).
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     started = time.perf_counter()
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_empty.py"],
         cwd=scratch,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -136,7 +141,7 @@ Wall time of `uv run pytest -q <file>` for each PostgreSQL-only file (`tests/pos
 each unit-test file (`tests/unit/`) run alone in a subprocess: uv, pytest, the imports, for
 PostgreSQL a fresh server started by the local_infra plugin and the template database created
 from the cached schema dump, the file's tests, teardown. Baseline: bare pytest running one empty
-test in a scratch directory (no conftest, no project plugins), the cost no change to the project
+test in a scratch directory (no conftest, no plugins, no uv), the cost no change to the project
 can remove.
 """
     section_ = Section("tests", "Test feedback", intro)
