@@ -6,8 +6,9 @@ them, so that a unit-test file does not pay ~1 s for imports it never needs.
 Servers come from the ``local_infra`` pytest plugin: each is started once per session, lazily,
 only when a test asks for it, so a PostgreSQL-only file never starts Redis or Kafka.
 
-PostgreSQL isolation: the schema is migrated once into a template database; every test gets its
-own database cloned from that template (a file copy, tens of milliseconds) and dropped after.
+PostgreSQL isolation: a template database gets the migrated schema once per session (loaded from
+a dump cached across runs, see ``tests/databases.py``); every test gets its own database cloned
+from that template (a file copy, tens of milliseconds) and dropped after.
 A clone (rather than a SAVEPOINT rollback) lets tests use several real connections at once, which
 the concurrency tests need.
 """
