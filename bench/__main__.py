@@ -293,7 +293,9 @@ def print_targets(sections: list[Section], *, quick: bool) -> None:
     header = ["benchmark", "target", *TARGET_COLUMNS, "met"]
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def _terminate(signum: int, frame: FrameType | None) -> Any:
