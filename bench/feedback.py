@@ -51,11 +51,11 @@ class Run:
     failures: list[str] = field(default_factory=list)  # pytest's FAILED/ERROR summary lines
 
 
-def run_pytest(arguments: list[str], timeout: float, cwd: Path = REPOSITORY) -> Run:
+def run_pytest(arguments: list[str], timeout: float) -> Run:
     started = time.perf_counter()
     completed = subprocess.run(
         [*_pytest_command(), "-q", "-rfE", *arguments],
-        cwd=cwd,
+        cwd=REPOSITORY,
         capture_output=True,
         text=True,
         timeout=timeout,
