@@ -42,7 +42,8 @@ def create_template(admin_url: str, template_url: str, cache_dir: Path) -> None:
         connection = await asyncpg.connect(asyncpg_dsn(admin_url))
         try:
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{name}"')
+            # FILE_COPY: for a database this small faster than PostgreSQL 15's WAL_LOG default.
+            await connection.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
         finally:
             await connection.close()
         key = cache_key(await server_version(template_url))
