@@ -305,20 +305,25 @@ serving process's CPU time over the run (100 % = one core of the machine's
         if not route.target:
             continue
         rps, p95 = results.rps(name), results.latency(name, "p95")
-        share = rps.ratio_to(baseline)
         section_.targets.append(
             Target(
                 f"{name} >= {GET_TARGET_SHARE:.0%} of the baseline's req/s",
-                f"{share:.0%} ({rps.median:,.0f} of {baseline.median:,.0f} req/s; min "
-                f"{rps.min:,.0f}, max {rps.max:,.0f})",
-                share >= GET_TARGET_SHARE,
+                rps,
+                "req/s",
+                baseline=baseline,
+                at_least=GET_TARGET_SHARE,
+                share=True,
+                platform=176,
             )
         )
         section_.targets.append(
             Target(
                 f"{name} p95 <= {GET_TARGET_P95_MS:.0f} ms",
-                f"{p95.median:.1f} ms",
-                p95.median <= GET_TARGET_P95_MS,
+                p95,
+                "ms",
+                baseline=results.latency(BASELINE, "p95"),
+                at_most=GET_TARGET_P95_MS,
+                digits=1,
             )
         )
     with_log = results.rps(ACCESS_LOG).median

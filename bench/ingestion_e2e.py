@@ -253,19 +253,25 @@ measured again.
         section_.targets.append(
             Target(
                 f"{phase.name}: service >= 50 % of raw COPY",
-                ratio(service.ratio_to(copy)),
-                service.ratio_to(copy) >= 0.5,
+                service,
+                "essays/s",
+                baseline=copy,
+                at_least=0.5,
+                share=True,
+                platform=27,
             )
         )
     if len(phases) == 2:
         empty, full = (phase.rates(SERVICE) for phase in phases)
-        kept = full.ratio_to(empty)
         section_.targets.append(
             Target(
                 f"rate holds on the {phases[1].name.removeprefix('table holding ')} table "
                 "(>= 80 % of the empty table's)",
-                ratio(kept),
-                kept >= 0.8,
+                full,
+                "essays/s",
+                baseline=empty,
+                at_least=0.8,
+                share=True,
             )
         )
 

@@ -132,9 +132,12 @@ def extend(section: Section, results: DepthResults) -> None:
     section.targets.append(
         Target(
             f"cursor page at depth {DEPTHS[-1]:,} / first page <= {TARGET_RATIO}",
-            f"{deepest.median / first.median:.2f} (median {deepest.median:.2f} ms / "
-            f"{first.median:.2f} ms; min {deepest.min:.2f}, max {deepest.max:.2f} ms)",
-            deepest.median / first.median <= TARGET_RATIO,
+            deepest,
+            "ms",
+            baseline=first,
+            at_most=TARGET_RATIO,
+            share=True,
+            digits=2,
         )
     )
     section.notes.append(

@@ -1,38 +1,37 @@
 """Test harness shared by every test file.
 
+Imports of the app, SQLAlchemy, asyncpg, redis and httpx happen inside the fixtures that use
+them, so that a unit-test file does not pay ~1 s for imports it never needs.
+
 Servers come from the ``local_infra`` pytest plugin: each is started once per session, lazily,
 only when a test asks for it, so a PostgreSQL-only file never starts Redis or Kafka.
 
-PostgreSQL isolation: the schema is migrated once into a template database; every test gets its
-own database cloned from that template (a file copy, tens of milliseconds) and dropped after.
+PostgreSQL isolation: a template database gets the migrated schema once per session (loaded from
+a dump cached across runs, see ``tests/databases.py``); every test gets its own database cloned
+from that template (a file copy, tens of milliseconds) and dropped after.
 A clone (rather than a SAVEPOINT rollback) lets tests use several real connections at once, which
 the concurrency tests need.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
-import httpx
 import pytest
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from class_management_service import db
-from class_management_service.db import asyncpg_dsn
-from class_management_service.migrations import runner
-from class_management_service.settings import Settings
 from local_infra.external import external_from_env
 from local_infra.install import ensure_installed
 from local_infra.session import SessionInfra
-from tests.http_helpers import app_client
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+    from class_management_service.settings import Settings
+    from tests.databases import DatabaseClones
 
 pytest_plugins = ["local_infra.pytest_plugin"]
 
@@ -73,100 +72,24 @@ def postgres_admin_url(postgres_server: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(postgres_server: Any, postgres_admin_url: str) -> str:
-    """Create the template database and run every migration into it, once per session."""
+def migrated_template(postgres_server: Any, postgres_admin_url: str, local_infra_root: Path) -> str:
+    """The template database with the migrated schema, made once per session."""
+    from tests.databases import create_template
 
-    async def create() -> None:
-        connection = await asyncpg.connect(asyncpg_dsn(postgres_admin_url))
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE}" WITH (FORCE)')
-            await connection.execute(f'CREATE DATABASE "{TEMPLATE_DATABASE}"')
-        finally:
-            await connection.close()
-
-    template_url: str = postgres_server.url_for(TEMPLATE_DATABASE)
-    # Alembic's env runs its own event loop, so keep it off the test loop's thread.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, create()).result()
-        pool.submit(runner.upgrade, template_url).result()
+    create_template(
+        postgres_admin_url, postgres_server.url_for(TEMPLATE_DATABASE), local_infra_root / "cache"
+    )
     return TEMPLATE_DATABASE
-
-
-# What a statement on the admin pool raises when the server stops or restarts under it.
-_SERVER_WENT_AWAY = (
-    asyncpg.exceptions.OperatorInterventionError,  # "terminating connection due to ..."
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.InterfaceError,  # the connection closed in the middle of the statement
-    OSError,
-)
-
-
-class DatabaseClones:
-    """Hands out databases cloned from the migrated template, one clone ahead.
-
-    Cloning (a file copy plus a checkpoint) and dropping cost ~0.1 s each; the next clone is
-    made while the current test runs and the old one is dropped in the background, so a test
-    rarely waits for either.
-    """
-
-    def __init__(self, admin: asyncpg.Pool, template: str) -> None:
-        self._admin = admin
-        self._template = template
-        self._next: asyncio.Task[str] | None = None
-        self._drops: set[asyncio.Task[None]] = set()
-
-    async def _clone(self) -> str:
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        # FILE_COPY: for a small template much faster than PostgreSQL 15's WAL_LOG default.
-        await self._admin.execute(
-            f'CREATE DATABASE "{name}" TEMPLATE "{self._template}" STRATEGY FILE_COPY'
-        )
-        return name
-
-    async def _drop(self, name: str) -> None:
-        # If the server restarted meanwhile, a leftover clone dies with the throwaway cluster.
-        with contextlib.suppress(*_SERVER_WENT_AWAY):
-            await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    async def _made_ahead(self) -> str | None:
-        """The clone made ahead, unless the server went away while it was being made
-        (``tests/local_infra`` stops and restarts the session's server)."""
-        pending, self._next = self._next, None
-        if pending is None:
-            return None
-        try:
-            return await pending
-        except _SERVER_WENT_AWAY:
-            return None
-
-    async def take(self) -> str:
-        name = await self._made_ahead() or await self._clone()
-        self._next = asyncio.ensure_future(self._clone())
-        return name
-
-    def release(self, name: str) -> None:
-        task = asyncio.ensure_future(self._drop(name))
-        self._drops.add(task)
-        task.add_done_callback(self._drops.discard)
-
-    async def close(self) -> None:
-        name = await self._made_ahead()
-        if name is not None:
-            self.release(name)
-        await asyncio.gather(*self._drops)
 
 
 @pytest.fixture(scope="session")
 async def database_clones(
     postgres_admin_url: str, migrated_template: str
 ) -> AsyncIterator[DatabaseClones]:
-    admin = await asyncpg.create_pool(asyncpg_dsn(postgres_admin_url), min_size=1, max_size=3)
-    clones = DatabaseClones(admin, migrated_template)
-    try:
+    from tests.databases import DatabaseClones
+
+    async with DatabaseClones.of(postgres_admin_url, migrated_template) as clones:
         yield clones
-        await clones.close()
-    finally:
-        await admin.close()
 
 
 @pytest.fixture
@@ -179,6 +102,9 @@ async def database_url(postgres_server: Any, database_clones: DatabaseClones) ->
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    from class_management_service import db
+    from class_management_service.settings import Settings
+
     engine = db.create_engine(Settings(database_url=database_url))
     yield engine
     await engine.dispose()
@@ -186,12 +112,16 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    from class_management_service import db
+
     return db.create_session_factory(engine)
 
 
 @pytest.fixture
 async def redis_url(redis_server: Any) -> str:
     """The session's Redis, flushed before each test that uses it."""
+    from redis.asyncio import Redis
+
     url: str = redis_server.url
     client = Redis.from_url(url)
     await client.flushdb()
@@ -221,6 +151,8 @@ _UNUSED_KAFKA = "127.0.0.1:1"
 def make_settings(database_url: str) -> Callable[..., Settings]:
     """Settings for this test's database; Redis/Kafka only when a test passes them."""
 
+    from class_management_service.settings import Settings
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "database_url": database_url,
@@ -241,6 +173,8 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
 @pytest.fixture
 async def api_client(make_settings: Callable[..., Settings]) -> AsyncIterator[httpx.AsyncClient]:
     """The HTTP API in-process over the test database, with no background workers."""
+    from tests.http_helpers import app_client
+
     async with app_client(make_settings()) as client:
         yield client
 

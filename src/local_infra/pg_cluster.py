@@ -106,6 +106,7 @@ def ensure_template(cache_dir: Path, bin_dir: Path) -> Path:
     """An initdb'd data directory to copy new clusters from; created once per major version."""
     template = cache_dir / f"pg-initdb-{major_version(bin_dir)}"
     if (template / "PG_VERSION").is_file():
+        _own_cached_clusters(template)
         return template
     cache_dir.mkdir(parents=True, exist_ok=True)
     user = server_user()
@@ -142,6 +143,18 @@ def ensure_template(cache_dir: Path, bin_dir: Path) -> Path:
         output += result.stdout + result.stderr
     shutil.rmtree(staging, ignore_errors=True)
     raise ServerStartError(f"initdb failed:\n{output[-4000:]}")
+
+
+def _own_cached_clusters(template: Path) -> None:
+    """Give the template and its spares back to the server user if a copy without ``-a``
+    (e.g. a cache copied into a new checkout by root) left them owned by someone else: the
+    server refuses to read a data directory it does not own."""
+    user = server_user()
+    if user is None or template.stat().st_uid == pwd.getpwnam(user).pw_uid:
+        return
+    spares = _spares_dir(template)
+    targets = [template, *(spares.iterdir() if spares.is_dir() else ())]
+    subprocess.run(["chown", "-R", f"{user}:{user}", *map(str, targets)], check=True)
 
 
 def _spares_dir(template: Path) -> Path:

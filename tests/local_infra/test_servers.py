@@ -23,7 +23,7 @@ from local_infra.postgres import PostgresServer
 from local_infra.process import ManagedProcess
 from local_infra.server import DatabaseServer, LocalServer, Server
 from local_infra.session import LOCK_NAME, SessionInfra, cleanup_orphaned_runs
-from tests.conftest import DatabaseClones
+from tests.databases import DatabaseClones
 from tests.waiting import wait_for
 
 # -- PostgreSQL ---------------------------------------------------------------------------
