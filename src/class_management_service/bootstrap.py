@@ -217,14 +217,16 @@ def build_app(settings: Settings) -> FastAPI:
         max_body_bytes=settings.max_request_body_bytes,
         access_log=settings.access_log,
     )
+    # Matched in this order, route by route (each candidate costs FastAPI ~2 us): the routers of
+    # the hot GET routes (students, classes, the roster in internal_router) come first.
     for router in (
-        operations_router,
         # /v1/classes/students/... must be matched before /v1/classes/{class_id}.
         students_router,
-        student_rights_router,
         classes_router,
-        associations_router,
         internal_router,
+        operations_router,
+        student_rights_router,
+        associations_router,
         dead_letters_router,
         dead_letter_replays_router,
     ):

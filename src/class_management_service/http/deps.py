@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from pydantic import AfterValidator
 
 from class_management_service.clock import Clock
 from class_management_service.container import Container
@@ -63,22 +64,25 @@ ServiceClock = Annotated[Clock, Depends(_clock)]
 _VISIBLE = {"pattern": r"\S"}
 
 
-async def _teacher_id(
-    x_user_id: Annotated[
-        str,
-        Header(
-            description="The authenticated teacher, set by the API gateway (401 without).",
-            max_length=255,
-            json_schema_extra=_VISIBLE,
-        ),
-    ],
-) -> str:
+def _teacher_id(x_user_id: str) -> str:
     if not x_user_id.strip():
         raise Unauthorized("The X-User-ID header is required.")
     return x_user_id.strip()
 
 
-TeacherId = Annotated[str, Depends(_teacher_id)]
+# A header parameter of the route itself, checked by a validator, rather than a dependency that
+# reads it: each dependency is one more round of FastAPI's dependency solving (~6 us a request).
+# Unauthorized is not a ValueError, so pydantic lets it through to the error handlers (401).
+TeacherId = Annotated[
+    str,
+    Header(
+        alias="x-user-id",
+        description="The authenticated teacher, set by the API gateway (401 without).",
+        max_length=255,
+        json_schema_extra=_VISIBLE,
+    ),
+    AfterValidator(_teacher_id),
+]
 
 
 _KeyHeader = Annotated[
@@ -160,7 +164,7 @@ async def _roster_reader(
         _internal_caller(container, x_internal_api_key, x_service_id)
         return RosterReader(teacher_id=None)
     if x_user_id is not None:
-        return RosterReader(teacher_id=await _teacher_id(x_user_id))
+        return RosterReader(teacher_id=_teacher_id(x_user_id))
     if container.settings.roster_unauthenticated_access:
         return RosterReader(teacher_id=None)
     raise Unauthorized(

@@ -152,8 +152,7 @@ class RequestContextMiddleware:
         # path_format: the template without parameter convertors ("{class_id}", as in OpenAPI).
         template = getattr(route, "path_format", None) or "unmatched"
         method = scope["method"]
-        self._metrics.requests.labels(method, template, str(status)).inc()
-        self._metrics.latency.labels(method, template).observe(elapsed)
+        self._metrics.observe(method, template, status, elapsed)
         level = logging.WARNING if status >= 500 else self._access_level
         if logger.isEnabledFor(level):
             logger.log(

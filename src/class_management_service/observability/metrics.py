@@ -32,6 +32,22 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # labels() takes a lock and builds a key on every call (~2 us a request, twice); the
+        # children are looked up once per (method, route, status). Bounded like the families
+        # themselves: route templates and the parser's fixed set of methods and statuses.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class Metrics:
