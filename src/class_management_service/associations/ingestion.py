@@ -21,8 +21,9 @@ and a finalization per batch when the auto-confirm policy decided essays):
      (another class, an essay in another batch, new essays for a finalized batch: rejected
      events are poison with that reason and leave no trace, not even in ``processed_events``);
   6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
-     NOTHING`` for the essays new to their batch, whose ``RETURNING`` feeds the
-     ``association_history`` rows in the same statement (:mod:`.history`). An essay it did not
+     NOTHING`` for the essays new to their batch; with essays the auto-confirm policy decided,
+     its ``RETURNING`` feeds their "auto" ``association_history`` rows in the same statement
+     (the "ingested" entry is the row itself: :mod:`.history`). An essay it did not
      insert was added to another batch by a concurrent transaction after statement 5: the batch
      is rolled back and retried (transient), and the retry judges it with that essay in view;
   7. only with the auto-confirm policy on (:mod:`.auto_confirm`) and essays it decided: each

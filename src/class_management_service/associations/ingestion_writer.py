@@ -65,8 +65,9 @@ _BATCH_STATE = text(
     """
 )
 
-# The rows and their history in one statement: "ingested" (the suggestion), then "auto" for an
-# essay the auto-confirm policy decided (stored confirmed: the history shows both steps).
+# The rows, and with them the history rows of the essays the auto-confirm policy decided (their
+# "auto" step). The "ingested" step is not stored: it is the row's own ingest-time facts
+# (:mod:`.history`).
 _INSERT_ASSOCIATIONS = """
     WITH inserted AS (
         INSERT INTO essay_student_associations (
@@ -91,42 +92,31 @@ _INSERT_ASSOCIATIONS = """
                correlation_id, trace_context)
         ORDER BY r.essay_id
         ON CONFLICT (essay_id) DO NOTHING
-        RETURNING id, essay_id, batch_id, student_id, status, validation_method, correlation_id
-    ), history AS (
+        RETURNING {returning}
+    ){history}
+    SELECT count(*) FROM inserted
+"""
+_AUTO_STEPS = """, history AS (
         INSERT INTO association_history (
             association_id, essay_id, batch_id, actor, method, from_student_id, to_student_id,
             from_status, to_status, correlation_id
         )
-        {history}
-    )
-    SELECT count(*) FROM inserted
-"""
-_INGESTED = """
-        SELECT id, essay_id, batch_id, 'system', 'ingested', NULL, student_id, NULL, status,
-               correlation_id
+        SELECT id, essay_id, batch_id, 'system', 'auto', student_id, student_id,
+               'pending_validation', status, correlation_id
         FROM inserted
-"""
-# Two steps for an auto-decided essay, in this order (ids: the order the route lists them).
-# Only used when the policy decided an essay: the lateral join and the sort cost ~10 % of
-# ingestion's time.
-_INGESTED_AND_AUTO = """
-        SELECT i.id, i.essay_id, i.batch_id, 'system', step.method, step.from_student_id,
-               i.student_id, step.from_status, step.to_status, i.correlation_id
-        FROM inserted AS i
-        CROSS JOIN LATERAL (
-            SELECT 'ingested', CAST(NULL AS uuid), CAST(NULL AS text),
-                   CASE WHEN i.validation_method = 'auto' THEN 'pending_validation'
-                        ELSE i.status END, 1
-            UNION ALL
-            SELECT 'auto', i.student_id, 'pending_validation', i.status, 2
-            WHERE i.validation_method = 'auto'
-        ) AS step(method, from_student_id, from_status, to_status, n)
-        ORDER BY i.essay_id, step.n
-"""
+        WHERE validation_method = 'auto'
+        ORDER BY essay_id
+    )"""
 #: By whether any row was decided by the auto-confirm policy.
 _INSERT_STATEMENTS = {
-    False: text(_INSERT_ASSOCIATIONS.format(history=_INGESTED)),
-    True: text(_INSERT_ASSOCIATIONS.format(history=_INGESTED_AND_AUTO)),
+    False: text(_INSERT_ASSOCIATIONS.format(returning="1", history="")),
+    True: text(
+        _INSERT_ASSOCIATIONS.format(
+            returning="id, essay_id, batch_id, student_id, status, validation_method, "
+            "correlation_id",
+            history=_AUTO_STEPS,
+        )
+    ),
 }
 
 
