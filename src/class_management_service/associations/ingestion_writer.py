@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,42 +230,34 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
 
 
 def _columns(
-    rows: Iterable[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
+    rows: Sequence[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
 ) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {
-        "essay_ids": [],
-        "batch_ids": [],
-        "class_ids": [],
-        "student_ids": [],
-        "confidence_scores": [],
-        "match_reasons": [],
-        "suggestions": [],
-        "filenames": [],
-        "statuses": [],
-        "validation_methods": [],
-        "source_event_ids": [],
-        "correlation_ids": [],
-        "trace_contexts": [],
-    }
+    """The INSERT's parameter arrays, one list per column (a comprehension each: this runs for
+    every ingested essay)."""
     reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
+    for reasons in {row.match_reasons for row in rows}:
+        reasons_json[reasons] = json.dumps(list(reasons))
+    # Rows of one event are adjacent and share its id object: look the event up once per run.
+    origins: list[PlannedEvent] = []
+    event: PlannedEvent | None = None
     for row in rows:
-        event = events[row.source_event_id]
-        reasons = reasons_json.get(row.match_reasons)
-        if reasons is None:
-            reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
-        columns["essay_ids"].append(row.essay_id)
-        columns["batch_ids"].append(row.batch_id)
-        columns["class_ids"].append(row.class_id)
-        columns["student_ids"].append(row.student_id)
-        columns["confidence_scores"].append(row.confidence_score)
-        columns["match_reasons"].append(reasons)
-        columns["suggestions"].append(RankedSuggestion.all_to_json(row.suggestions))
-        columns["filenames"].append(row.filename)
-        columns["statuses"].append(row.status.value)
-        columns["validation_methods"].append(
-            row.validation_method.value if row.validation_method else None
-        )
-        columns["source_event_ids"].append(row.source_event_id)
-        columns["correlation_ids"].append(event.correlation_id)
-        columns["trace_contexts"].append(event.trace_context)
-    return columns
+        if event is None or event.event_id is not row.source_event_id:
+            event = events[row.source_event_id]
+        origins.append(event)
+    return {
+        "essay_ids": [row.essay_id for row in rows],
+        "batch_ids": [row.batch_id for row in rows],
+        "class_ids": [row.class_id for row in rows],
+        "student_ids": [row.student_id for row in rows],
+        "confidence_scores": [row.confidence_score for row in rows],
+        "match_reasons": [reasons_json[row.match_reasons] for row in rows],
+        "suggestions": [RankedSuggestion.all_to_json(row.suggestions) for row in rows],
+        "filenames": [row.filename for row in rows],
+        "statuses": [row.status.value for row in rows],
+        "validation_methods": [
+            row.validation_method.value if row.validation_method else None for row in rows
+        ],
+        "source_event_ids": [row.source_event_id for row in rows],
+        "correlation_ids": [origin.correlation_id for origin in origins],
+        "trace_contexts": [origin.trace_context for origin in origins],
+    }
