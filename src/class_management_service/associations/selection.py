@@ -63,7 +63,8 @@ def rank_suggestions(
     suggestions: Iterable[StudentMatchSuggestion], class_members: Set[uuid.UUID]
 ) -> list[RankedSuggestion]:
     """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
-    valid = sorted((s for s in suggestions if s.student_id in class_members), key=_rank)
+    valid = [s for s in suggestions if s.student_id in class_members]
+    valid.sort(key=_rank)
     ranked: list[RankedSuggestion] = []
     # Integer keys: UUID.__hash__ is Python code, an int's hash is native.
     seen: set[int] = set()
