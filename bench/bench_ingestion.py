@@ -62,8 +62,11 @@ BASELINE_COLUMNS = {
     "student_id": "uuid",
     "confidence_score": "float8",
     "match_reasons": "jsonb",
+    "suggestions": "jsonb",
     "filename": "text",
     "status": "text",
+    "validation_method": "text",
+    "validated_at": "timestamptz",
     "source_event_id": "uuid",
     "correlation_id": "uuid",
     "trace_context": "jsonb",
@@ -169,8 +172,9 @@ def make_envelopes(
 
 
 def baseline_rows(messages: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
-    """The rows the service stores for these events (best suggestion), in ``COLUMNS`` order,
-    with fresh essay ids so every method performs real inserts; grouped per event."""
+    """The rows the service stores for these events (the best suggestion, the whole ranking),
+    in ``COLUMNS`` order, with fresh essay ids so every method performs real inserts; grouped
+    per event. Undecided: the bench runs without an auto-confirm policy."""
     grouped = []
     for message in messages:
         envelope = json.loads(message)
@@ -179,7 +183,12 @@ def baseline_rows(messages: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
         correlation_id = uuid.UUID(envelope["correlation_id"])
         rows = []
         for result in data["match_results"]:
-            best = max(result["suggestions"], key=lambda s: s["confidence_score"])
+            # Every suggested student is in the class: the service's ranking keeps them all.
+            ranked = sorted(
+                result["suggestions"],
+                key=lambda s: (-s["confidence_score"], uuid.UUID(s["student_id"]).int),
+            )
+            best = ranked[0]
             rows.append(
                 (
                     uuid.uuid4(),
@@ -189,8 +198,20 @@ def baseline_rows(messages: Sequence[bytes]) -> list[list[tuple[Any, ...]]]:
                     uuid.UUID(best["student_id"]),
                     best["confidence_score"],
                     json.dumps(best["match_reasons"]),
+                    json.dumps(
+                        [
+                            {
+                                "student_id": s["student_id"],
+                                "confidence_score": s["confidence_score"],
+                                "match_reasons": s["match_reasons"],
+                            }
+                            for s in ranked
+                        ]
+                    ),
                     result["filename"],
                     "pending_validation",
+                    None,  # validation_method, validated_at: undecided
+                    None,
                     event_id,
                     correlation_id,
                     None,  # trace_context: the bench's events carry no traceparent
@@ -326,8 +347,11 @@ async def preload(dsn: str, roster: Roster, rows: int) -> None:
                     student,
                     0.5,
                     "[]",
+                    "[]",
                     "p.docx",
                     "pending_validation",
+                    None,
+                    None,
                     None,
                     None,
                     None,

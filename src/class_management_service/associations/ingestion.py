@@ -13,16 +13,18 @@ and a finalization per batch when the auto-confirm policy decided essays):
   3. the events' ledger rows (:func:`~class_management_service.messaging.ledger.record_new`):
      which events are new (an event already there had its effects committed earlier, or by a
      concurrent consumer that held the row lock until it committed);
-  4. the rows of the events' batches, locked ``FOR SHARE`` in id order: a teacher's or the
-     timeout's finalization of one of these batches (``FOR UPDATE`` on the same rows) either
-     committed before, and is seen by the next statement, or waits until this one commits;
+  4. the rows of the events' batches, locked ``FOR SHARE`` batch by batch (sorted), each in id
+     order: a teacher's or the timeout's finalization of one of these batches (``FOR UPDATE``
+     on the same rows, in id order) either committed before, and is seen by the next
+     statement, or waits until this one commits;
   5. the batches' state: finalized or not, and which batch each essay of the events is in; the
      pure admission rules (:mod:`.admission`) then accept or reject each new event whole
      (another class, an essay in another batch, new essays for a finalized batch: rejected
      events are poison with that reason and leave no trace, not even in ``processed_events``);
   6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
-     NOTHING`` for the essays new to their batch, whose ``RETURNING`` feeds the
-     ``association_history`` rows in the same statement (:mod:`.history`). An essay it did not
+     NOTHING`` for the essays new to their batch; with essays the auto-confirm policy decided,
+     its ``RETURNING`` feeds their "auto" ``association_history`` rows in the same statement
+     (the "ingested" entry is the row itself: :mod:`.history`). An essay it did not
      insert was added to another batch by a concurrent transaction after statement 5: the batch
      is rolled back and retried (transient), and the retry judges it with that essay in view;
   7. only with the auto-confirm policy on (:mod:`.auto_confirm`) and essays it decided: each

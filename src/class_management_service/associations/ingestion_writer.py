@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,14 +38,19 @@ _LOCK_BATCH_IDS = text(
     """
 )
 
-# The batches' classes, after locking their rows (module docstring, statement 4).
+# The batches' classes, after locking their rows (module docstring, statement 4): batch by batch
+# in the order given (sorted), each batch's rows in id order, the order a teacher's or the
+# timeout's finalization of one batch takes them in. One index probe per batch: with
+# ``batch_id = ANY(...)`` the planner, without fresh statistics (a table growing by thousands of
+# rows a second outruns autovacuum's ANALYZE), chose a sequential scan of the whole table.
 _LOCK_BATCHES = text(
     """
     SELECT DISTINCT locked.batch_id, locked.class_id
-    FROM (
+    FROM unnest(CAST(:batch_ids AS uuid[])) AS b(batch_id)
+    CROSS JOIN LATERAL (
         SELECT batch_id, class_id
         FROM essay_student_associations
-        WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
+        WHERE batch_id = b.batch_id
         ORDER BY id
         FOR SHARE
     ) AS locked
@@ -65,8 +70,9 @@ _BATCH_STATE = text(
     """
 )
 
-# The rows and their history in one statement: "ingested" (the suggestion), then "auto" for an
-# essay the auto-confirm policy decided (stored confirmed: the history shows both steps).
+# The rows, and with them the history rows of the essays the auto-confirm policy decided (their
+# "auto" step). The "ingested" step is not stored: it is the row's own ingest-time facts
+# (:mod:`.history`).
 _INSERT_ASSOCIATIONS = """
     WITH inserted AS (
         INSERT INTO essay_student_associations (
@@ -91,42 +97,31 @@ _INSERT_ASSOCIATIONS = """
                correlation_id, trace_context)
         ORDER BY r.essay_id
         ON CONFLICT (essay_id) DO NOTHING
-        RETURNING id, essay_id, batch_id, student_id, status, validation_method, correlation_id
-    ), history AS (
+        RETURNING {returning}
+    ){history}
+    SELECT count(*) FROM inserted
+"""
+_AUTO_STEPS = """, history AS (
         INSERT INTO association_history (
             association_id, essay_id, batch_id, actor, method, from_student_id, to_student_id,
             from_status, to_status, correlation_id
         )
-        {history}
-    )
-    SELECT count(*) FROM inserted
-"""
-_INGESTED = """
-        SELECT id, essay_id, batch_id, 'system', 'ingested', NULL, student_id, NULL, status,
-               correlation_id
+        SELECT id, essay_id, batch_id, 'system', 'auto', student_id, student_id,
+               'pending_validation', status, correlation_id
         FROM inserted
-"""
-# Two steps for an auto-decided essay, in this order (ids: the order the route lists them).
-# Only used when the policy decided an essay: the lateral join and the sort cost ~10 % of
-# ingestion's time.
-_INGESTED_AND_AUTO = """
-        SELECT i.id, i.essay_id, i.batch_id, 'system', step.method, step.from_student_id,
-               i.student_id, step.from_status, step.to_status, i.correlation_id
-        FROM inserted AS i
-        CROSS JOIN LATERAL (
-            SELECT 'ingested', CAST(NULL AS uuid), CAST(NULL AS text),
-                   CASE WHEN i.validation_method = 'auto' THEN 'pending_validation'
-                        ELSE i.status END, 1
-            UNION ALL
-            SELECT 'auto', i.student_id, 'pending_validation', i.status, 2
-            WHERE i.validation_method = 'auto'
-        ) AS step(method, from_student_id, from_status, to_status, n)
-        ORDER BY i.essay_id, step.n
-"""
+        WHERE validation_method = 'auto'
+        ORDER BY essay_id
+    )"""
 #: By whether any row was decided by the auto-confirm policy.
 _INSERT_STATEMENTS = {
-    False: text(_INSERT_ASSOCIATIONS.format(history=_INGESTED)),
-    True: text(_INSERT_ASSOCIATIONS.format(history=_INGESTED_AND_AUTO)),
+    False: text(_INSERT_ASSOCIATIONS.format(returning="1", history="")),
+    True: text(
+        _INSERT_ASSOCIATIONS.format(
+            returning="id, essay_id, batch_id, student_id, status, validation_method, "
+            "correlation_id",
+            history=_AUTO_STEPS,
+        )
+    ),
 }
 
 
@@ -229,7 +224,8 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
     batch_ids = sorted({candidate.batch_id for candidate in candidates})
     for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
         state.batch_classes.setdefault(batch_id, set()).add(class_id)
-    essay_ids = sorted({row.essay_id for candidate in candidates for row in candidate.rows})
+    # Unsorted: a lookup, not a lock order (and UUID comparisons are Python code).
+    essay_ids = list({row.essay_id for candidate in candidates for row in candidate.rows})
     found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
     for essay_id, batch_id in found:
         if essay_id is None:
@@ -240,42 +236,34 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
 
 
 def _columns(
-    rows: Iterable[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
+    rows: Sequence[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
 ) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {
-        "essay_ids": [],
-        "batch_ids": [],
-        "class_ids": [],
-        "student_ids": [],
-        "confidence_scores": [],
-        "match_reasons": [],
-        "suggestions": [],
-        "filenames": [],
-        "statuses": [],
-        "validation_methods": [],
-        "source_event_ids": [],
-        "correlation_ids": [],
-        "trace_contexts": [],
-    }
+    """The INSERT's parameter arrays, one list per column (a comprehension each: this runs for
+    every ingested essay)."""
     reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
+    for reasons in {row.match_reasons for row in rows}:
+        reasons_json[reasons] = json.dumps(list(reasons))
+    # Rows of one event are adjacent and share its id object: look the event up once per run.
+    origins: list[PlannedEvent] = []
+    event: PlannedEvent | None = None
     for row in rows:
-        event = events[row.source_event_id]
-        reasons = reasons_json.get(row.match_reasons)
-        if reasons is None:
-            reasons = reasons_json[row.match_reasons] = json.dumps(list(row.match_reasons))
-        columns["essay_ids"].append(row.essay_id)
-        columns["batch_ids"].append(row.batch_id)
-        columns["class_ids"].append(row.class_id)
-        columns["student_ids"].append(row.student_id)
-        columns["confidence_scores"].append(row.confidence_score)
-        columns["match_reasons"].append(reasons)
-        columns["suggestions"].append(RankedSuggestion.all_to_json(row.suggestions))
-        columns["filenames"].append(row.filename)
-        columns["statuses"].append(row.status.value)
-        columns["validation_methods"].append(
-            row.validation_method.value if row.validation_method else None
-        )
-        columns["source_event_ids"].append(row.source_event_id)
-        columns["correlation_ids"].append(event.correlation_id)
-        columns["trace_contexts"].append(event.trace_context)
-    return columns
+        if event is None or event.event_id is not row.source_event_id:
+            event = events[row.source_event_id]
+        origins.append(event)
+    return {
+        "essay_ids": [row.essay_id for row in rows],
+        "batch_ids": [row.batch_id for row in rows],
+        "class_ids": [row.class_id for row in rows],
+        "student_ids": [row.student_id for row in rows],
+        "confidence_scores": [row.confidence_score for row in rows],
+        "match_reasons": [reasons_json[row.match_reasons] for row in rows],
+        "suggestions": [RankedSuggestion.all_to_json(row.suggestions) for row in rows],
+        "filenames": [row.filename for row in rows],
+        "statuses": [row.status.value for row in rows],
+        "validation_methods": [
+            row.validation_method.value if row.validation_method else None for row in rows
+        ],
+        "source_event_ids": [row.source_event_id for row in rows],
+        "correlation_ids": [origin.correlation_id for origin in origins],
+        "trace_contexts": [origin.trace_context for origin in origins],
+    }

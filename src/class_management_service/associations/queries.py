@@ -5,24 +5,38 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Float,
     ScalarSelect,
+    Select,
     String,
+    Text,
     Uuid,
     bindparam,
+    case,
+    cast,
     column,
     func,
+    literal,
     literal_column,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from class_management_service.associations.domain import AssociationStatus, ValidationMethod
+from class_management_service.associations.domain import (
+    SYSTEM_ACTOR,
+    AssociationStatus,
+    HistoryMethod,
+    ValidationMethod,
+)
 from class_management_service.associations.models import (
     AssociationHistory,
     BatchConfirmation,
@@ -42,6 +56,7 @@ from class_management_service.reads import (
     RawQuery,
     ReadOnlyDatabase,
     fetch_rendered,
+    iso_timestamp,
     json_rows,
     response_columns,
 )
@@ -81,14 +96,16 @@ def _alternatives() -> ScalarSelect[Any]:
     )
 
 
-def _history_count() -> ScalarSelect[Any]:
+def _history_count() -> ColumnElement[int]:
+    """The stored changes, plus the derived "ingested" entry of an ingested row."""
     a = EssayStudentAssociation
-    return (
+    stored = (
         select(func.count())
         .where(AssociationHistory.association_id == a.id)
         .correlate(a)
         .scalar_subquery()
     )
+    return stored + case((_was_ingested(), 1), else_=0)
 
 
 async def get_batch_associations(
@@ -174,21 +191,69 @@ async def get_batch_associations(
     )
 
 
+def _was_ingested() -> ColumnElement[bool]:
+    # Rows the consumer stored carry their event's id; rows made otherwise have no ingest step.
+    return EssayStudentAssociation.source_event_id.is_not(None)
+
+
+def _ingested_entry() -> Select[Any]:
+    """The "ingested" entry of the association's history, derived from the row's ingest-time
+    facts (:mod:`.history`), in the columns of :class:`HistoryEntryOut`."""
+    a = EssayStudentAssociation
+    # The student chosen at ingestion: the first ranked suggestion (the NULL a deleted
+    # student's id would have become in a stored entry).
+    chosen = (
+        select(Student.id)
+        .where(
+            Student.id == cast(a.suggestions.op("#>>")(literal_column("'{0,student_id}'")), Uuid)
+        )
+        .correlate(a)
+        .scalar_subquery()
+    )
+    initial_status = case(
+        (
+            func.jsonb_array_length(a.suggestions) == 0,
+            literal(AssociationStatus.NO_MATCH.value, Text),
+        ),
+        else_=literal(AssociationStatus.PENDING_VALIDATION.value, Text),
+    )
+    computed: dict[str, Callable[[], ColumnElement[Any]]] = {
+        # Before every stored entry (identity values start at 1).
+        "id": lambda: literal(0, BigInteger),
+        "changed_at": lambda: iso_timestamp(a.created_at),
+        "actor": lambda: literal(SYSTEM_ACTOR, Text),
+        "method": lambda: literal(HistoryMethod.INGESTED.value, Text),
+        "from_student_id": lambda: null().cast(Uuid),
+        "to_student_id": lambda: chosen,
+        "from_status": lambda: null().cast(Text),
+        "to_status": lambda: initial_status,
+    }
+    return (
+        select(*response_columns(HistoryEntryOut, a.__table__, computed))
+        .where(_was_ingested())
+        .correlate(a)
+    )
+
+
 def _history_entries() -> ScalarSelect[Any]:
-    """The association's history as a JSON array of :class:`HistoryEntryOut`, oldest first."""
+    """The association's history as a JSON array of :class:`HistoryEntryOut`, oldest first: the
+    derived "ingested" entry, then the stored changes."""
     h = AssociationHistory
-    pairs: list[ColumnElement[Any]] = []
-    for field in response_columns(HistoryEntryOut, h.__table__):
-        pairs += [literal_column(f"'{field.key}'"), field.element]
-    entry = func.json_build_object(*pairs)
+    stored = (
+        select(*response_columns(HistoryEntryOut, h.__table__))
+        .where(h.association_id == EssayStudentAssociation.id)
+        .correlate(EssayStudentAssociation)
+    )
+    entries = union_all(_ingested_entry(), stored).subquery("entry")
+    entry = func.row_to_json(entries.table_valued())
     return (
         select(
             func.coalesce(
-                func.json_agg(aggregate_order_by(entry, h.id)), literal_column("'[]'::json")
+                func.json_agg(aggregate_order_by(entry, entries.c.id)),
+                literal_column("'[]'::json"),
             )
         )
-        .where(h.association_id == EssayStudentAssociation.id)
-        .correlate(EssayStudentAssociation)
+        .select_from(entries)
         .scalar_subquery()
     )
 

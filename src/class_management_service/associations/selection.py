@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Set
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from class_management_service.associations.auto_confirm import AutoConfirmPolicy
 from class_management_service.associations.domain import (
@@ -36,9 +36,9 @@ from class_management_service.associations.events import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedAssociation:
-    """One row to insert into ``essay_student_associations`` (if the essay has none yet)."""
+class PlannedAssociation(NamedTuple):
+    """One row to insert into ``essay_student_associations`` (if the essay has none yet). A
+    named tuple, like :class:`RankedSuggestion`: one is built per ingested essay."""
 
     essay_id: uuid.UUID
     batch_id: uuid.UUID
@@ -55,21 +55,26 @@ class PlannedAssociation:
     validation_method: ValidationMethod | None = None
 
 
+def _rank(suggestion: StudentMatchSuggestion) -> tuple[float, int]:
+    return (-suggestion.confidence_score, suggestion.student_id.int)
+
+
 def rank_suggestions(
     suggestions: Iterable[StudentMatchSuggestion], class_members: Set[uuid.UUID]
 ) -> list[RankedSuggestion]:
     """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
-    best: dict[uuid.UUID, StudentMatchSuggestion] = {}
-    for suggestion in suggestions:
-        if suggestion.student_id not in class_members:
+    valid = [s for s in suggestions if s.student_id in class_members]
+    valid.sort(key=_rank)
+    ranked: list[RankedSuggestion] = []
+    # Integer keys: UUID.__hash__ is Python code, an int's hash is native.
+    seen: set[int] = set()
+    for s in valid:
+        key = s.student_id.int
+        if key in seen:  # suggested twice: the first in rank order has the higher confidence
             continue
-        kept = best.get(suggestion.student_id)
-        if kept is None or suggestion.confidence_score > kept.confidence_score:
-            best[suggestion.student_id] = suggestion
-    ranked = sorted(best.values(), key=lambda s: (-s.confidence_score, s.student_id.int))
-    return [
-        RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons)) for s in ranked
-    ]
+        seen.add(key)
+        ranked.append(RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons)))
+    return ranked
 
 
 def best_suggestion(
@@ -87,16 +92,21 @@ def plan_associations(
     auto_confirm: AutoConfirmPolicy | None = None,
 ) -> list[PlannedAssociation]:
     """One planned row per distinct essay of the event, in the event's essay order."""
-    suggestions: dict[uuid.UUID, list[StudentMatchSuggestion]] = {}
-    filenames: dict[uuid.UUID, str | None] = {}
+    # By the essay id's integer (see rank_suggestions): (essay id, filename, suggestions).
+    essays: dict[int, tuple[uuid.UUID, str | None, list[StudentMatchSuggestion]]] = {}
     for result in payload.match_results:
-        if result.essay_id not in suggestions:
-            suggestions[result.essay_id] = []
-            filenames[result.essay_id] = result.filename
-        suggestions[result.essay_id].extend(result.suggestions)
+        entry = essays.get(result.essay_id.int)
+        if entry is None:
+            essays[result.essay_id.int] = (
+                result.essay_id,
+                result.filename,
+                list(result.suggestions),
+            )
+        else:
+            entry[2].extend(result.suggestions)
 
     planned: list[PlannedAssociation] = []
-    for essay_id, candidates in suggestions.items():
+    for essay_id, filename, candidates in essays.values():
         ranked = rank_suggestions(candidates, class_members)
         best = ranked[0] if ranked else None
         automatic = auto_confirm is not None and auto_confirm.confirms(ranked)
@@ -114,7 +124,7 @@ def plan_associations(
                 student_id=best.student_id if best else None,
                 confidence_score=best.confidence_score if best else None,
                 match_reasons=best.match_reasons if best else (),
-                filename=filenames[essay_id],
+                filename=filename,
                 status=status,
                 source_event_id=event_id,
                 suggestions=tuple(ranked),

@@ -94,6 +94,11 @@ def _associations() -> Select[Any]:
 
 
 def _decisions() -> Select[Any]:
+    # The stored changes only. An essay's derived "ingested" entry (associations/history.py)
+    # adds nothing about the student: while the essay is theirs, its row is in
+    # essay_associations with the same facts (created_at, correlation_id, the suggestion); once
+    # it is not, its first stored change names them as from_student_id. So the section stays
+    # one entry per association_history row naming the student.
     h = AssociationHistory
     student = _student_id()
     return (

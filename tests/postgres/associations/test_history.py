@@ -157,4 +157,54 @@ async def test_the_timeout_and_a_rejection_are_recorded(
     }
     # The timeout's entries carry the NLP event's correlation id, as its published event does.
     assert {h.correlation_id for h in history if h.method == "timeout"} == {incoming.correlation_id}
-    assert sum(h.method == "ingested" for h in history) == 3
+    # Ingestion stores no history row: each essay's "ingested" entry is derived from its row.
+    assert sum(h.method == "ingested" for h in history) == 0
+    headers = teacher_headers(TEACHER)
+    first_steps = {}
+    for essay_id in (rejected, strong, unmatched):
+        body = (await api_client.get(_history_url(batch_id, essay_id), headers=headers)).json()
+        first_steps[essay_id] = _steps(body)[0]
+    nlp = str(incoming.correlation_id)
+    assert first_steps == {
+        rejected: ("ingested", "system", None, "pending_validation", None, str(s0), nlp),
+        strong: ("ingested", "system", None, "pending_validation", None, str(s1), nlp),
+        unmatched: ("ingested", "system", None, "no_match", None, None, nlp),
+    }
+
+
+async def test_a_student_deleted_since_is_named_by_no_entry(
+    api_client: httpx.AsyncClient, session_factory: Factory, teacher_headers: Headers
+) -> None:
+    # The derived "ingested" entry treats a deleted student as the stored entries'
+    # ON DELETE SET NULL does.
+    roster = await seed_roster(session_factory, students=2, teacher=TEACHER)
+    s0, s1 = roster.student_ids
+    batch_id, essay_id, reassign_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    incoming = event(roster.class_id, [essay(essay_id, [(s0, 0.7), (s1, 0.5)])], batch_id=batch_id)
+    await ingest(AuthorMatchIngestion(session_factory), [incoming])
+    headers = teacher_headers(TEACHER)
+    reassigned = await api_client.post(
+        _url(batch_id, confirm=True),
+        json={"associations": [_item(essay_id, s1)]},
+        headers={**headers, "X-Correlation-ID": str(reassign_id)},
+    )
+    assert reassigned.status_code == 200, reassigned.text
+    deleted = await api_client.delete(f"/v1/classes/students/{s0}", headers=headers)
+    assert deleted.status_code == 200, deleted.text
+
+    body = (await api_client.get(_history_url(batch_id, essay_id), headers=headers)).json()
+    nlp = str(incoming.correlation_id)
+    assert _steps(body) == [
+        ("ingested", "system", None, "pending_validation", None, None, nlp),
+        (
+            "teacher_reassign",
+            TEACHER,
+            "pending_validation",
+            "confirmed",
+            None,
+            str(s1),
+            str(reassign_id),
+        ),
+    ]
+    listed = (await api_client.get(_url(batch_id), headers=headers)).json()
+    assert [a["history_count"] for a in listed["associations"]] == [2]

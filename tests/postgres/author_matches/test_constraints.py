@@ -259,7 +259,7 @@ async def test_a_foreign_key_race_in_the_batch_is_retried_event_by_event(
         calls += 1
         plans = real_plan(*args)
         if calls == 2:  # the second event of the first (batch) attempt
-            return [PlannedAssociation(**{**vars_of(p), "student_id": uuid.uuid4()}) for p in plans]
+            return [p._replace(student_id=uuid.uuid4()) for p in plans]
         return plans
 
     monkeypatch.setattr(ingestion_module, "plan_associations", plan_with_vanished_student)
@@ -289,7 +289,3 @@ async def test_a_deleted_class_between_events_does_not_block_the_others(
     assert result.applied == [events[1].event_id]
     assert result.poisoned[events[0].event_id].reason == "unknown_class"
     assert [r.class_id for r in await associations(session_factory)] == [kept.class_id]
-
-
-def vars_of(planned: PlannedAssociation) -> dict[str, Any]:
-    return {name: getattr(planned, name) for name in PlannedAssociation.__slots__}
