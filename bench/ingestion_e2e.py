@@ -117,6 +117,57 @@ async def produce_and_wait(
         await admin.close()
 
 
+@dataclass
+class ConsumingService:
+    """A service process consuming its own fresh topic into its own fresh database."""
+
+    dsn: str
+    roster: bench_ingestion.Roster
+    bootstrap: str
+    topic: str
+    group: str
+    process: ServiceProcess
+
+
+def start_consuming_service(
+    harness: Harness, name: str, *, topic_prefix: str, group_prefix: str, **settings: str
+) -> ConsumingService:
+    """A seeded database ``bench_<name>``, a new topic, and ``service-<name>`` consuming it with
+    short fetch/session timeouts, once its partition is assigned; ``settings`` are added."""
+    database_url = harness.new_database(f"bench_{name}")
+    dsn = asyncpg_dsn(database_url)
+    roster = run_async(bench_ingestion.seed_roster(dsn))
+    bootstrap = harness.kafka_bootstrap()
+    suffix = uuid.uuid4().hex[:8]
+    topic, group = f"{topic_prefix}.{suffix}", f"{group_prefix}-{suffix}"
+    run_async(bench_ingestion.produce(bootstrap, topic, []))  # creates the topic
+    progress(f"{name}: starting the service process")
+    process = harness.start_service(
+        f"service-{name}",
+        database_url,
+        log_level="INFO",
+        author_matches_topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        consumer_group_id=group,
+        consumer_fetch_timeout_ms="100",
+        consumer_session_timeout_ms="6000",
+        consumer_heartbeat_interval_ms="1000",
+        **settings,
+    )
+    wait_until_assigned(process)
+    return ConsumingService(dsn, roster, bootstrap, topic, group, process)
+
+
+def envelope_messages(
+    roster: bench_ingestion.Roster, events: int, essays: int, rng: random.Random
+) -> list[tuple[bytes, bytes]]:
+    """``events`` author-match envelopes as Kafka (key, value) pairs, keyed by batch."""
+    return [
+        (body["data"]["batch_id"].encode(), json.dumps(body).encode())
+        for body in bench_ingestion.make_envelopes(roster, events, essays, rng)
+    ]
+
+
 PREFILL = """
 INSERT INTO essay_student_associations (
     id, essay_id, batch_id, class_id, student_id, confidence_score, match_reasons, filename,
@@ -154,26 +205,11 @@ def measure(harness: Harness, *, quick: bool, repetitions: int) -> IngestionResu
     max_poll_records = Settings().consumer_max_poll_records
     results = IngestionResults(events, essays, per_row_events, max_poll_records)
 
-    database_url = harness.new_database("bench_ingestion")
-    dsn = asyncpg_dsn(database_url)
-    roster = run_async(bench_ingestion.seed_roster(dsn))
-    bootstrap = harness.kafka_bootstrap()
-    suffix = uuid.uuid4().hex[:8]
-    topic, group = f"bench.author-matches.{suffix}", f"bench-{suffix}"
-    run_async(bench_ingestion.produce(bootstrap, topic, []))  # creates the topic
-    progress("ingestion: starting the service process")
-    service = harness.start_service(
-        "service-ingestion",
-        database_url,
-        log_level="INFO",
-        author_matches_topic=topic,
-        dead_letter_topic=f"{topic}.dlq",
-        consumer_group_id=group,
-        consumer_fetch_timeout_ms="100",
-        consumer_session_timeout_ms="6000",
-        consumer_heartbeat_interval_ms="1000",
+    consuming = start_consuming_service(
+        harness, "ingestion", topic_prefix="bench.author-matches", group_prefix="bench"
     )
-    wait_until_assigned(service)
+    dsn, roster, bootstrap = consuming.dsn, consuming.roster, consuming.bootstrap
+    topic, group, service = consuming.topic, consuming.group, consuming.process
     results.startup_rss_mib = (service.status_kib("VmRSS") or 0) / 1024
 
     rng = random.Random(4)
@@ -194,10 +230,7 @@ def measure(harness: Harness, *, quick: bool, repetitions: int) -> IngestionResu
         results.phases.append(phase)
         for repetition in range(1, repetitions + 1):
             before = run_async(bench_ingestion.count_rows(dsn))
-            messages = [
-                (body["data"]["batch_id"].encode(), json.dumps(body).encode())
-                for body in bench_ingestion.make_envelopes(roster, events, essays, rng)
-            ]
+            messages = envelope_messages(roster, events, essays, rng)
             values = [value for _, value in messages]
             committed += events
             seconds = run_async(produce_and_wait(bootstrap, topic, group, messages, committed))

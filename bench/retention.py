@@ -21,7 +21,6 @@ machine with a delete.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
@@ -34,11 +33,9 @@ from pathlib import Path
 
 import asyncpg
 
-from bench import bench_ingestion
 from bench.harness import BenchError, Harness, ServiceProcess, Stats, progress, run_async
-from bench.ingestion_e2e import produce_and_wait, wait_until_assigned
+from bench.ingestion_e2e import envelope_messages, produce_and_wait, start_consuming_service
 from bench.report import Section, Table, Target, bar_chart, ratio, stats_cells
-from class_management_service.db import asyncpg_dsn
 
 IDLE = "ingestion, retention idle"
 DELETING = "ingestion while retention deletes a backlog"
@@ -128,36 +125,21 @@ def measure(harness: Harness, *, quick: bool, repetitions: int) -> RetentionResu
     events, essays = (200, 30) if quick else (1000, 30)
     backlog = 300_000 if quick else 1_000_000
     results = RetentionResults(events, essays, backlog)
-    database_url = harness.new_database("bench_retention")
-    dsn = asyncpg_dsn(database_url)
-    roster = run_async(bench_ingestion.seed_roster(dsn))
-    bootstrap = harness.kafka_bootstrap()
-    suffix = uuid.uuid4().hex[:8]
-    topic, group = f"bench.retention.{suffix}", f"bench-retention-{suffix}"
-    run_async(bench_ingestion.produce(bootstrap, topic, []))  # creates the topic
-    progress("retention: starting the service process")
-    service = harness.start_service(
-        "service-retention",
-        database_url,
-        log_level="INFO",
-        author_matches_topic=topic,
-        dead_letter_topic=f"{topic}.dlq",
-        consumer_group_id=group,
-        consumer_fetch_timeout_ms="100",
-        consumer_session_timeout_ms="6000",
-        consumer_heartbeat_interval_ms="1000",
+    consuming = start_consuming_service(
+        harness,
+        "retention",
+        topic_prefix="bench.retention",
+        group_prefix="bench-retention",
         retention_interval_seconds="0.5",
     )
-    wait_until_assigned(service)
+    dsn, bootstrap, service = consuming.dsn, consuming.bootstrap, consuming.process
+    topic, group = consuming.topic, consuming.group
     rng = random.Random(15)
     committed = 0
 
     def ingest() -> float:
         nonlocal committed
-        messages = [
-            (body["data"]["batch_id"].encode(), json.dumps(body).encode())
-            for body in bench_ingestion.make_envelopes(roster, events, essays, rng)
-        ]
+        messages = envelope_messages(consuming.roster, events, essays, rng)
         committed += events
         return run_async(produce_and_wait(bootstrap, topic, group, messages, committed))
 

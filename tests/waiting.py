@@ -11,7 +11,10 @@ import contextlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 Condition = Callable[[], Awaitable[bool]] | Callable[[], bool]
 
@@ -49,3 +52,27 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def wait_for_backend(
+    session_factory: async_sessionmaker[AsyncSession],
+    where: str,
+    *,
+    what: str,
+    within: float = 30.0,
+    every: float = 0.05,
+) -> None:
+    """Until a session of this test's database matches ``where`` (a condition on
+    ``pg_stat_activity``), each look from a new session: inside a transaction that view is a
+    frozen snapshot."""
+    from sqlalchemy import text
+
+    query = text(
+        f"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND {where}"  # noqa: S608 - the tests' own constant
+    )
+
+    async def found() -> bool:
+        async with session_factory() as session:
+            return bool(await session.scalar(query))
+
+    await wait_for(found, within=within, every=every, what=what)

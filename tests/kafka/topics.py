@@ -18,6 +18,7 @@ from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.relay import OutboxRelay
 from class_management_service.outbox.sending import ProducerSource
 from class_management_service.settings import Settings
+from tests.waiting import wait_for
 
 # A browser-style W3C trace context, as the API gateway or another service would send it.
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -80,12 +81,14 @@ async def relay_outbox(
         await producer.stop()
 
 
-async def read_topic(
-    bootstrap: str, topic: str, *, key: str, within_seconds: float = 30.0
-) -> list[Published]:
-    """Every message of ``topic`` with ``key``, reading up to the end offsets taken at the start
+Record = Any  # aiokafka.ConsumerRecord[bytes, bytes]
+
+
+async def read_records(
+    bootstrap: str, topic: str, keep: Callable[[Record], bool], *, within_seconds: float = 30.0
+) -> list[Record]:
+    """The records of ``topic`` that ``keep``, reading up to the end offsets taken at the start
     (so after :func:`relay_outbox` nothing this test published can be missing or arrive later)."""
-    # Without a group every partition of the topic is assigned once start() has its metadata.
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -95,28 +98,41 @@ async def read_topic(
     )
     await consumer.start()
     try:
+        # Without a group every partition is assigned, once the client's metadata has the topic
+        # (one just created may not be there yet).
+        await wait_for(lambda: bool(consumer.assignment()), what=f"the partitions of {topic}")
         assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-        assert assigned, f"topic {topic} has no partitions"
         await consumer.seek_to_beginning(*assigned)
         end = await consumer.end_offsets(assigned)
-        found: list[Published] = []
+        found: list[Record] = []
         deadline = time.monotonic() + within_seconds
         while [tp for tp in assigned if await consumer.position(tp) < end[tp]]:
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            batches = await consumer.getmany(*assigned, timeout_ms=500)
-            for records in batches.values():
-                found.extend(
-                    Published(
-                        key=record.key.decode(),
-                        headers={name: value.decode() for name, value in record.headers},
-                        envelope=json.loads(record.value),
-                    )
-                    for record in records
-                    if record.key is not None and record.key.decode() == key
-                )
+            for records in (await consumer.getmany(*assigned, timeout_ms=500)).values():
+                found.extend(record for record in records if keep(record))
         return found
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, key: str, within_seconds: float = 30.0
+) -> list[Published]:
+    """Every message of ``topic`` with ``key`` (as :func:`read_records` reads them)."""
+    records = await read_records(
+        bootstrap,
+        topic,
+        lambda record: record.key is not None and record.key.decode() == key,
+        within_seconds=within_seconds,
+    )
+    return [
+        Published(
+            key=record.key.decode(),
+            headers={name: value.decode() for name, value in record.headers},
+            envelope=json.loads(record.value),
+        )
+        for record in records
+    ]
 
 
 async def consume(

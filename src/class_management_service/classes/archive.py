@@ -15,15 +15,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from class_management_service.classes.models import SchoolClass
-from class_management_service.classes.queries import class_not_found
 from class_management_service.classes.schemas import ClassArchiveChangedV1
-from class_management_service.classes.service import AGGREGATE_TYPE
+from class_management_service.classes.service import lock_owned_class, publish_class_event
 from class_management_service.courses.domain import CourseCode
 from class_management_service.courses.reference import course_id
 from class_management_service.messaging import topics
 from class_management_service.observability.context import current_correlation_id
-from class_management_service.outbox.writer import add_outbox_event
-from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
+from class_management_service.unit_of_work import UnitOfWork
 
 
 async def set_archived(
@@ -32,13 +30,7 @@ async def set_archived(
     """Archive (``archived``) or unarchive the teacher's class; a class already in that state
     stays as it is and nothing is published."""
     session = uow.session
-    school_class = await lock_for_no_key_update(
-        session,
-        select(SchoolClass).where(
-            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
-        ),
-        lambda: class_not_found(class_id),
-    )
+    school_class = await lock_owned_class(session, teacher_id, class_id)
     if (school_class.archived_at is not None) == archived:
         return
     archived_at = await session.scalar(
@@ -97,11 +89,4 @@ def _publish(
         archived=archived_at is not None,
         archived_at=archived_at,
     )
-    add_outbox_event(
-        session,
-        topic=topics.CLASS_UPDATED,
-        aggregate_type=AGGREGATE_TYPE,
-        aggregate_id=class_id,
-        data=event.model_dump(mode="json"),
-        correlation_id=event.correlation_id,
-    )
+    publish_class_event(session, topics.CLASS_UPDATED, class_id, event)

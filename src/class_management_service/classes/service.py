@@ -49,7 +49,7 @@ async def create_class(uow: UnitOfWork, teacher_id: str, request: ClassCreate) -
         correlation_id=current_correlation_id(),
         timestamp=datetime.now(UTC),
     )
-    _publish(session, topics.CLASS_CREATED, school_class.id, event)
+    publish_class_event(session, topics.CLASS_CREATED, school_class.id, event)
     add_notification(
         session,
         notifications.class_created(
@@ -69,15 +69,7 @@ async def update_class(
     uow: UnitOfWork, teacher_id: str, class_id: uuid.UUID, request: ClassUpdate
 ) -> None:
     session = uow.session
-    # FOR NO KEY UPDATE: serializes updates of this class without blocking the foreign-key
-    # checks of concurrent membership inserts (the key never changes).
-    school_class = await lock_for_no_key_update(
-        session,
-        select(SchoolClass).where(
-            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
-        ),
-        lambda: class_not_found(class_id),
-    )
+    school_class = await lock_owned_class(session, teacher_id, class_id)
     await ensure_writable(session, teacher_id, [class_id])
 
     new_name = request.name if request.name not in (None, school_class.name) else None
@@ -99,7 +91,7 @@ async def update_class(
         correlation_id=current_correlation_id(),
         timestamp=datetime.now(UTC),
     )
-    _publish(session, topics.CLASS_UPDATED, class_id, event)
+    publish_class_event(session, topics.CLASS_UPDATED, class_id, event)
     await uow.commit()
 
 
@@ -143,7 +135,22 @@ async def ensure_owned_classes(
         raise NotFound("Class not found.", {"class_ids": missing})
 
 
-def _publish(
+async def lock_owned_class(
+    session: AsyncSession, teacher_id: str, class_id: uuid.UUID
+) -> SchoolClass:
+    """The teacher's class, locked until the transaction ends (another teacher's: NotFound)."""
+    # FOR NO KEY UPDATE: serializes changes of this class without blocking the foreign-key
+    # checks of concurrent membership inserts (the key never changes).
+    return await lock_for_no_key_update(
+        session,
+        select(SchoolClass).where(
+            SchoolClass.id == class_id, SchoolClass.created_by_user_id == teacher_id
+        ),
+        lambda: class_not_found(class_id),
+    )
+
+
+def publish_class_event(
     session: AsyncSession,
     topic: str,
     class_id: uuid.UUID,

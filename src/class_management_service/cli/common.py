@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
     from class_management_service.settings import Settings
 
 PROG = "class-management-service"
@@ -67,3 +70,15 @@ def run_job(job: Callable[[Settings], Coroutine[Any, Any, int]]) -> int:
         return fail(exc.message)
     except Exception as exc:  # an operator reads one line (bad settings too), not a traceback
         return fail(describe(exc, 500))
+
+
+@asynccontextmanager
+async def database_sessions(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on an engine of the job's own, disposed when the block ends."""
+    from class_management_service import db
+
+    engine = db.create_engine(settings)
+    try:
+        yield db.create_session_factory(engine)
+    finally:
+        await engine.dispose()

@@ -9,7 +9,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from class_management_service.cli.common import PROG, add_command, fail, run_job, with_example
+from class_management_service.cli.common import (
+    PROG,
+    add_command,
+    database_sessions,
+    fail,
+    run_job,
+    with_example,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -137,20 +144,14 @@ def _line(letter: Letter) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.messaging.dead_letter_reader import list_letters
         from class_management_service.messaging.dead_letter_schemas import (
             DeadLetterList,
             summary,
         )
 
-        engine = db.create_engine(settings)
-        try:
-            letters = await list_letters(
-                settings, db.create_session_factory(engine), _wanted(args, args.status)
-            )
-        finally:
-            await engine.dispose()
+        async with database_sessions(settings) as session_factory:
+            letters = await list_letters(settings, session_factory, _wanted(args, args.status))
         if args.json:
             shown = DeadLetterList(dead_letters=[summary(x) for x in letters], count=len(letters))
             print(shown.model_dump_json(indent=2))
@@ -165,15 +166,11 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.messaging.dead_letter_reader import find_letter
         from class_management_service.messaging.dead_letter_schemas import detail
 
-        engine = db.create_engine(settings)
-        try:
-            letter = await find_letter(settings, db.create_session_factory(engine), args.letter_id)
-        finally:
-            await engine.dispose()
+        async with database_sessions(settings) as session_factory:
+            letter = await find_letter(settings, session_factory, args.letter_id)
         if letter is None:
             return fail(f"no dead letter {args.letter_id}")
         print(detail(letter).model_dump_json(indent=2))
@@ -192,34 +189,31 @@ def _replay(args: argparse.Namespace) -> int:
         return fail("either IDs or filters, not both")
 
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.cli.progress import progress_bar
         from class_management_service.messaging.dead_letter_reader import list_letters
         from class_management_service.messaging.dead_letter_replay import replay_letters
         from class_management_service.messaging.producer import SharedProducer
 
-        engine = db.create_engine(settings)
-        session_factory = db.create_session_factory(engine)
         producer = SharedProducer(settings)
-        try:
-            if args.letter_ids:
-                letters = await _found(settings, session_factory, args.letter_ids)
-                if letters is None:
-                    return 1
-            else:
-                letters = await list_letters(settings, session_factory, _wanted(args))
-            with progress_bar() as bar:
-                task = bar.add_task("replaying", total=len(letters))
-                outcome = await replay_letters(
-                    session_factory,
-                    await producer.get(),
-                    letters,
-                    only_open=not args.letter_ids,
-                    progress=lambda done: bar.advance(task, done),
-                )
-        finally:
-            await producer.stop()
-            await engine.dispose()
+        async with database_sessions(settings) as session_factory:
+            try:
+                if args.letter_ids:
+                    letters = await _found(settings, session_factory, args.letter_ids)
+                    if letters is None:
+                        return 1
+                else:
+                    letters = await list_letters(settings, session_factory, _wanted(args))
+                with progress_bar() as bar:
+                    task = bar.add_task("replaying", total=len(letters))
+                    outcome = await replay_letters(
+                        session_factory,
+                        await producer.get(),
+                        letters,
+                        only_open=not args.letter_ids,
+                        progress=lambda done: bar.advance(task, done),
+                    )
+            finally:
+                await producer.stop()
         for letter_id in outcome.replayed:
             print(f"replayed {letter_id}")
         for letter_id in outcome.skipped:
@@ -232,20 +226,15 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _discard(args: argparse.Namespace) -> int:
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.messaging.dead_letter_replay import discard_letter
 
-        engine = db.create_engine(settings)
-        session_factory = db.create_session_factory(engine)
-        try:
+        async with database_sessions(settings) as session_factory:
             letters = await _found(settings, session_factory, args.letter_ids)
             if letters is None:
                 return 1
             for letter in letters:
                 await discard_letter(session_factory, letter.id, args.note)
                 print(f"discarded {letter.id}")
-        finally:
-            await engine.dispose()
         return 0
 
     return run_job(job)

@@ -7,7 +7,14 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from class_management_service.cli.common import PROG, add_command, fail, run_job, with_example
+from class_management_service.cli.common import (
+    PROG,
+    add_command,
+    database_sessions,
+    fail,
+    run_job,
+    with_example,
+)
 
 if TYPE_CHECKING:
     from class_management_service.settings import Settings
@@ -59,14 +66,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _status(args: argparse.Namespace) -> int:
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.outbox.claims import queue_stats
 
-        engine = db.create_engine(settings)
-        try:
-            stats = await queue_stats(db.create_session_factory(engine))
-        finally:
-            await engine.dispose()
+        async with database_sessions(settings) as session_factory:
+            stats = await queue_stats(session_factory)
         if args.json:
             print(
                 json.dumps(
@@ -91,16 +94,10 @@ def _requeue(args: argparse.Namespace) -> int:
         return fail("name what to requeue: --failed and/or --id ID")
 
     async def job(settings: Settings) -> int:
-        from class_management_service import db
         from class_management_service.outbox.admin import requeue
 
-        engine = db.create_engine(settings)
-        try:
-            requeued = await requeue(
-                db.create_session_factory(engine), failed=args.failed, ids=args.ids
-            )
-        finally:
-            await engine.dispose()
+        async with database_sessions(settings) as session_factory:
+            requeued = await requeue(session_factory, failed=args.failed, ids=args.ids)
         print(f"requeued {len(requeued)} event(s)")
         for event_id in requeued:
             print(event_id)

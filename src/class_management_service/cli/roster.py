@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from class_management_service.cli.common import PROG, add_command, run_job
+from class_management_service.cli.common import PROG, add_command, database_sessions, run_job
 
 if TYPE_CHECKING:
     from class_management_service.settings import Settings
@@ -44,22 +44,20 @@ def _import_roster(args: argparse.Namespace) -> int:
     async def job(settings: Settings) -> int:
         import asyncio
 
-        from class_management_service import db
         from class_management_service.cli.progress import progress_bar
         from class_management_service.students.importer import parse_roster
         from class_management_service.students.roster_import import import_roster
         from class_management_service.students.schemas import ImportReportRows
         from class_management_service.unit_of_work import UnitOfWork
 
-        engine = db.create_engine(settings)
-        try:
+        async with database_sessions(settings) as session_factory:
             with progress_bar() as bar:
                 step = bar.add_task(f"reading {args.file.name}", total=3)
                 data = await asyncio.to_thread(args.file.read_bytes)
                 bar.update(step, advance=1, description="parsing")
                 roster = await asyncio.to_thread(parse_roster, data)
                 bar.update(step, advance=1, description=f"importing {roster.total_rows} rows")
-                async with UnitOfWork(db.create_session_factory(engine)) as uow:
+                async with UnitOfWork(session_factory) as uow:
                     report = await import_roster(
                         uow,
                         args.teacher,
@@ -68,8 +66,6 @@ def _import_roster(args: argparse.Namespace) -> int:
                         report_rows=ImportReportRows(args.rows),
                     )
                 bar.update(step, advance=1, description="imported")
-        finally:
-            await engine.dispose()
         print(report.model_dump_json(indent=2))
         return 0
 

@@ -124,6 +124,15 @@ async def _letter(container: ServiceContainer, letter_id: str) -> Letter:
     return letter
 
 
+async def _replay(
+    container: ServiceContainer, letters: list[Letter], *, only_open: bool
+) -> ReplayResult:
+    outcome = await replay_letters(
+        container.session_factory, await container.producer.get(), letters, only_open=only_open
+    )
+    return ReplayResult(replayed=outcome.replayed, skipped=outcome.skipped)
+
+
 @router.get(
     "",
     summary="List dead letters",
@@ -177,10 +186,7 @@ async def replay_dead_letters(
     wanted = LetterFilter(reason=reason, topic=topic, since=since, until=until, limit=limit)
     async with _broker_errors():
         letters = await list_letters(container.settings, container.session_factory, wanted)
-        outcome = await replay_letters(
-            container.session_factory, await container.producer.get(), letters, only_open=True
-        )
-    return ReplayResult(replayed=outcome.replayed, skipped=outcome.skipped)
+        return await _replay(container, letters, only_open=True)
 
 
 @router.get(
@@ -210,10 +216,7 @@ async def replay_dead_letter(
 ) -> ReplayResult:
     letter = await _letter(container, letter_id)
     async with _broker_errors():
-        outcome = await replay_letters(
-            container.session_factory, await container.producer.get(), [letter], only_open=False
-        )
-    return ReplayResult(replayed=outcome.replayed, skipped=outcome.skipped)
+        return await _replay(container, [letter], only_open=False)
 
 
 @router.post(

@@ -24,42 +24,31 @@ PROCESSED_EVENTS = "processed_events"
 OUTBOX_EVENTS = "outbox_events"
 TABLES = (PROCESSED_EVENTS, OUTBOX_EVENTS)
 
-_DELETE_PROCESSED = text(
-    """
-    WITH deleted AS (
-        DELETE FROM processed_events WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM processed_events
-            WHERE topic = :topic
-              AND processed_at >= :after
-              AND processed_at < now() - CAST(:window AS interval)
-            ORDER BY processed_at
-            LIMIT :limit
-            FOR UPDATE SKIP LOCKED
-        ))
-        RETURNING processed_at
-    )
-    SELECT count(*), max(processed_at) FROM deleted
-    """
-)
 
-# Failed rows stay: an operator still has to look at them (and may requeue them).
-_DELETE_PUBLISHED = text(
-    """
+def _delete_batch(table: str, stamped: str, condition: str) -> TextClause:
+    """One batch of ``table``'s rows that meet ``condition``, oldest by ``stamped`` first."""
+    return text(
+        f"""
     WITH deleted AS (
-        DELETE FROM outbox_events WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM outbox_events
-            WHERE status = 'published'
-              AND published_at >= :after
-              AND published_at < now() - CAST(:window AS interval)
-            ORDER BY published_at
+        DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM {table}
+            WHERE {condition}
+              AND {stamped} >= :after
+              AND {stamped} < now() - CAST(:window AS interval)
+            ORDER BY {stamped}
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
         ))
-        RETURNING published_at
+        RETURNING {stamped}
     )
-    SELECT count(*), max(published_at) FROM deleted
-    """
-)
+    SELECT count(*), max({stamped}) FROM deleted
+    """  # noqa: S608 - this module's own names, no input
+    )
+
+
+_DELETE_PROCESSED = _delete_batch(PROCESSED_EVENTS, "processed_at", "topic = :topic")
+# Failed rows stay: an operator still has to look at them (and may requeue them).
+_DELETE_PUBLISHED = _delete_batch(OUTBOX_EVENTS, "published_at", "status = 'published'")
 
 # The ledger's distinct topics by skipping along the (topic, processed_at) index: one probe
 # per topic instead of reading every row.

@@ -39,12 +39,14 @@ from class_management_service.messaging import topics
 from class_management_service.notifications.outbox import AGGREGATE_TYPE as TEACHER_AGGREGATE
 from class_management_service.observability.context import current_correlation_id
 from class_management_service.outbox.models import OutboxEvent
-from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.students.models import Student
-from class_management_service.students.queries import student_not_found
 from class_management_service.students.schemas import StudentErasedV1
-from class_management_service.students.service import AGGREGATE_TYPE
-from class_management_service.unit_of_work import UnitOfWork, lock_for_no_key_update
+from class_management_service.students.service import (
+    AGGREGATE_TYPE,
+    lock_owned_student,
+    publish_student_event,
+)
+from class_management_service.unit_of_work import UnitOfWork
 
 PSEUDONYM_FIRST_NAME = "Erased"
 PSEUDONYM_LAST_NAME = "student"
@@ -131,11 +133,7 @@ async def erase_student(uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID)
     """Erase the teacher's student's personal data; an erased student stays as it is and
     nothing is published (idempotent)."""
     session = uow.session
-    student = await lock_for_no_key_update(
-        session,
-        select(Student).where(Student.id == student_id, Student.created_by_user_id == teacher_id),
-        lambda: student_not_found(student_id),
-    )
+    student = await lock_owned_student(session, teacher_id, student_id)
     if student.erased_at is not None:
         return
     erased = [field for field in PERSONAL_FIELDS if getattr(student, field) is not None]
@@ -175,14 +173,7 @@ async def erase_student(uow: UnitOfWork, teacher_id: str, student_id: uuid.UUID)
         timestamp=datetime.now(UTC),
         erased_fields=erased,
     )
-    add_outbox_event(
-        session,
-        topic=topics.STUDENT_UPDATED,
-        aggregate_type=AGGREGATE_TYPE,
-        aggregate_id=student_id,
-        data=event.model_dump(mode="json"),
-        correlation_id=erasure.correlation_id,
-    )
+    publish_student_event(session, topics.STUDENT_UPDATED, student_id, event)
     await uow.commit()
 
 

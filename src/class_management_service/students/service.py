@@ -86,7 +86,7 @@ async def create_student(uow: UnitOfWork, teacher_id: str, request: StudentCreat
                 [{"class_id": class_id, "student_id": student_id} for class_id in class_ids]
             )
         )
-    _publish(
+    publish_student_event(
         session,
         topics.STUDENT_CREATED,
         student_id,
@@ -122,13 +122,7 @@ async def update_student(
     both = sorted(str(class_id) for class_id in set(add_ids) & set(remove_ids))
     if both:
         raise ValidationFailed("A class cannot be both added and removed.", {"class_ids": both})
-    # FOR NO KEY UPDATE: concurrent updates of this student queue up, while memberships
-    # referencing it (foreign-key checks) are not blocked.
-    student = await lock_for_no_key_update(
-        session,
-        select(Student).where(Student.id == student_id, Student.created_by_user_id == teacher_id),
-        lambda: student_not_found(student_id),
-    )
+    student = await lock_owned_student(session, teacher_id, student_id)
     if student.erased_at is not None:
         raise student_erased(student_id)
     await ensure_owned_classes(session, teacher_id, add_ids, lock=True)
@@ -183,7 +177,7 @@ async def update_student(
     if not row_changed:
         # Memberships are part of the student resource: its updated_at moves with them.
         student.updated_at = func.now()
-    _publish(session, topics.STUDENT_UPDATED, student_id, event)
+    publish_student_event(session, topics.STUDENT_UPDATED, student_id, event)
     await notify_student_added(
         session,
         class_ids=added,
@@ -253,7 +247,20 @@ async def _remove_memberships(
     return list(result.all())
 
 
-def _publish(
+async def lock_owned_student(
+    session: AsyncSession, teacher_id: str, student_id: uuid.UUID
+) -> Student:
+    """The teacher's student, locked until the transaction ends (another teacher's: NotFound)."""
+    # FOR NO KEY UPDATE: concurrent changes of this student queue up, while memberships
+    # referencing it (foreign-key checks) are not blocked.
+    return await lock_for_no_key_update(
+        session,
+        select(Student).where(Student.id == student_id, Student.created_by_user_id == teacher_id),
+        lambda: student_not_found(student_id),
+    )
+
+
+def publish_student_event(
     session: AsyncSession,
     topic: str,
     student_id: uuid.UUID,

@@ -13,36 +13,18 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.bootstrap import build_app
 from class_management_service.messaging import topics
 from class_management_service.settings import Settings
 from tests.factories import encode, envelope, essay, seed_roster
+from tests.kafka.associations.conftest import StartApp
 from tests.kafka.topics import consume
 
 TEACHER = "teacher-auto"
 
 
 @pytest.fixture
-async def running_app(
-    make_settings: Callable[..., Settings],
-    kafka_bootstrap: str,
-    redis_url: str,
-    unique_name: Callable[[str], str],
-) -> AsyncIterator[FastAPI]:
-    settings = make_settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        redis_url=redis_url,
-        run_consumer=True,
-        run_outbox_relay=True,
-        author_matches_topic=unique_name("matches"),
-        dead_letter_topic=unique_name("matches.dlq"),
-        consumer_group_id=unique_name("cms"),
-        outbox_poll_interval_seconds=0.2,
-        auto_confirm_min_confidence=0.9,
-        auto_confirm_min_margin=0.2,
-    )
-    app = build_app(settings)
-    async with app.router.lifespan_context(app):
+async def running_app(start_app: StartApp) -> AsyncIterator[FastAPI]:
+    async with start_app(auto_confirm_min_confidence=0.9, auto_confirm_min_margin=0.2) as app:
         yield app
 
 

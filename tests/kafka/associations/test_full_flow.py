@@ -16,38 +16,22 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.bootstrap import build_app
 from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.envelope import kafka_headers, new_envelope
 from class_management_service.settings import Settings
 from tests.factories import seed_roster
+from tests.kafka.associations.conftest import StartApp
 from tests.waiting import wait_for
 
 TEACHER = "teacher-flow"
 
 
 @pytest.fixture
-async def running_app(
-    make_settings: Callable[..., Settings],
-    kafka_bootstrap: str,
-    redis_url: str,
-    unique_name: Callable[[str], str],
-) -> AsyncIterator[FastAPI]:
-    """The whole service in-process: HTTP API, consumer and outbox relay running."""
-    settings = make_settings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        redis_url=redis_url,
-        run_consumer=True,
-        run_outbox_relay=True,
-        run_timeout_monitor=True,  # wired in, idle: nothing here is 24 h old
-        author_matches_topic=unique_name("matches"),
-        dead_letter_topic=unique_name("matches.dlq"),
-        consumer_group_id=unique_name("cms"),
-        outbox_poll_interval_seconds=0.2,
-    )
-    app = build_app(settings)
-    async with app.router.lifespan_context(app):
+async def running_app(start_app: StartApp) -> AsyncIterator[FastAPI]:
+    """The whole service in-process, the timeout monitor wired in too (idle: nothing here is
+    24 h old)."""
+    async with start_app(run_timeout_monitor=True) as app:
         yield app
 
 

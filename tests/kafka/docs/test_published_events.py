@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,7 +15,7 @@ from typing import Any
 
 import httpx
 import jsonschema_rs
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,11 +39,10 @@ from tests.factories import (
     timeout_monitor,
 )
 from tests.factories import associations as stored_associations
-from tests.kafka.topics import consumer_settings, relay_outbox
+from tests.kafka.topics import Record, consumer_settings, read_records, relay_outbox
 from tests.waiting import cancel_and_wait, wait_for
 
 SessionFactory = async_sessionmaker[AsyncSession]
-Record = Any  # aiokafka.ConsumerRecord[bytes, bytes]
 
 
 class Described:
@@ -93,34 +91,6 @@ class Described:
     def _json_topics(self) -> set[str]:
         dead = self.document["channels"]["DeadLetter"]["address"]
         return set(self.by_address) - {dead}
-
-
-async def _records(bootstrap: str, topic: str, keep: Callable[[Record], bool]) -> list[Record]:
-    """The records of ``topic`` up to its end offsets taken at the start, that ``keep``."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        # Without a group every partition is assigned, once the client's metadata has the topic
-        # (one just created may not be there yet).
-        await wait_for(lambda: bool(consumer.assignment()), what=f"the partitions of {topic}")
-        partitions = list(consumer.assignment())
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        found: list[Record] = []
-        deadline = time.monotonic() + 30
-        while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                found.extend(record for record in records if keep(record))
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def _http_flows(api_client: httpx.AsyncClient, teacher: str) -> str:
@@ -232,7 +202,7 @@ async def test_every_published_event_is_described_by_the_asyncapi_document(
     published: list[Record] = []
     for topic in sorted(set(outbox.values())):
         published.extend(
-            await _records(
+            await read_records(
                 kafka_bootstrap,
                 topic,
                 lambda record: dict(record.headers).get("event_id", b"").decode() in ours,
@@ -256,7 +226,7 @@ async def _wait_for_records(bootstrap: str, topic: str, expected: int) -> list[R
 
     async def arrived() -> bool:
         nonlocal found
-        found = await _records(bootstrap, topic, lambda _: True)
+        found = await read_records(bootstrap, topic, lambda _: True)
         return len(found) >= expected
 
     await wait_for(arrived, every=0.2, what=f"{expected} records on {topic}")

@@ -33,7 +33,7 @@ from class_management_service.outbox.writer import add_outbox_event
 from class_management_service.settings import Settings
 from tests.factories import timeout_monitor
 from tests.kafka.topics import consume, make_relay
-from tests.waiting import cancel_and_wait, wait_for
+from tests.waiting import cancel_and_wait, wait_for, wait_for_backend
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
@@ -153,18 +153,7 @@ async def test_listen_wakes_the_relay_right_after_a_commit(
     relay = make_relay(session_factory, producer, slow_polling)
     task = asyncio.create_task(relay.run())
     try:
-
-        async def listening() -> bool:
-            async with session_factory() as session:
-                listeners = await session.scalar(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND query LIKE 'LISTEN %'"
-                    )
-                )
-            return bool(listeners)
-
-        await wait_for(listening, what="the relay to LISTEN")
+        await wait_for_backend(session_factory, "query LIKE 'LISTEN %'", what="the relay to LISTEN")
         await producer.get()  # broker connection warm: the wake-up is what is waited for
         (event_id,) = await add_events(session_factory, topic)
         # Well within the 60 s poll interval: only the NOTIFY can deliver it in time.

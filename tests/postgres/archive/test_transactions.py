@@ -13,24 +13,20 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.classes.read_only import ensure_writable
 from tests.http_helpers import assert_error, create_class, teacher
-from tests.waiting import wait_for
+from tests.waiting import wait_for_backend
 
 A = teacher("teacher-a")
 Factory = async_sessionmaker[AsyncSession]
 
 
 async def _until_waiting_for_a_lock(session_factory: Factory) -> None:
-    async def waiting() -> bool:
-        async with session_factory() as session:
-            count = await session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
-                )
-            )
-        return bool(count)
-
-    await wait_for(waiting, within=5, every=0.01, what="a request waiting for the class's lock")
+    await wait_for_backend(
+        session_factory,
+        "wait_event_type = 'Lock'",
+        within=5,
+        every=0.01,
+        what="a request waiting for the class's lock",
+    )
 
 
 async def test_a_write_waiting_behind_an_archive_sees_the_class_archived(

@@ -24,7 +24,7 @@ from tests.factories import (
     processed_event_ids,
     seed_roster,
 )
-from tests.waiting import wait_for
+from tests.waiting import wait_for_backend
 
 Factory = async_sessionmaker[AsyncSession]
 
@@ -188,17 +188,10 @@ async def test_late_essays_racing_a_finalization_wait_for_it_and_are_rejected(
 
 async def _until_waiting_for_a_lock(session_factory: Factory) -> None:
     """Poll (bounded) until another session of this database waits for a row lock."""
-
-    async def waiting() -> bool:
-        async with session_factory() as session:
-            count = await session.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND wait_event_type = 'Lock'"
-                )
-            )
-        return bool(count)
-
-    await wait_for(
-        waiting, within=5, every=0.01, what="the ingestion to wait for the finalization's locks"
+    await wait_for_backend(
+        session_factory,
+        "wait_event_type = 'Lock'",
+        within=5,
+        every=0.01,
+        what="the ingestion to wait for the finalization's locks",
     )
