@@ -64,6 +64,8 @@ def test_every_event_type_the_code_publishes_or_consumes_is_described() -> None:
     enqueued = _enqueued_topics()
     assert topics.STUDENT_ASSOCIATIONS_CONFIRMED in enqueued  # the scan finds call sites
     assert published == enqueued
+    # The list `check` holds the broker to is the same set.
+    assert set(topics.PUBLISHED) == enqueued
     # Every topic the code names (published, and the consumed event's two spellings).
     declared = {v for k, v in vars(topics).items() if k.isupper() and isinstance(v, str)}
     consumed_type = _payload(document, "BatchAuthorMatchesSuggestedV1")["properties"]["event_type"]

@@ -145,16 +145,7 @@ async def _kafka(settings: Settings) -> str:
     from class_management_service.messaging import topics
     from class_management_service.messaging.dead_letter_reader import dead_letter_topics
 
-    needed = [
-        settings.author_matches_topic,
-        *dead_letter_topics(settings),
-        topics.STUDENT_ASSOCIATIONS_CONFIRMED,
-        topics.CLASS_CREATED,
-        topics.CLASS_UPDATED,
-        topics.STUDENT_CREATED,
-        topics.STUDENT_UPDATED,
-        topics.TEACHER_NOTIFICATION_REQUESTED,
-    ]
+    needed = [settings.author_matches_topic, *dead_letter_topics(settings), *topics.PUBLISHED]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         request_timeout_ms=settings.producer_request_timeout_ms,

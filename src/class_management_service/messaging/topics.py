@@ -12,3 +12,13 @@ STUDENT_CREATED = "huleedu.class.student.created.v1"
 STUDENT_UPDATED = "huleedu.class.student.updated.v1"
 # Consumed by the platform's websocket service.
 TEACHER_NOTIFICATION_REQUESTED = "huleedu.notification.teacher.requested.v1"
+
+# Every topic the outbox relay publishes to (what `check` expects the broker to have).
+PUBLISHED = (
+    STUDENT_ASSOCIATIONS_CONFIRMED,
+    CLASS_CREATED,
+    CLASS_UPDATED,
+    STUDENT_CREATED,
+    STUDENT_UPDATED,
+    TEACHER_NOTIFICATION_REQUESTED,
+)
