@@ -210,7 +210,6 @@ def build_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
     install_links(app)
-    install_docs(app, settings)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=container.metrics.http,
@@ -231,4 +230,7 @@ def build_app(settings: Settings) -> FastAPI:
         dead_letter_replays_router,
     ):
         app.include_router(router)
+    # After the API: the documents' pages and assets (/docs, /asyncapi...) would otherwise be
+    # candidates of every API request; no path of theirs overlaps the API's.
+    install_docs(app, settings)
     return app
