@@ -19,8 +19,8 @@ connection, and the reset can destroy the answer before the client reads it.
 
 It also sends a response's head together with its body: uvicorn writes the head when the app
 starts the response and the body in a second write, and each write to a socket is a system call
-plus the receiver's TCP processing (on loopback, in the sender's time): for a GET that is one
-sixth of the request. :class:`_HeadWithBody` holds the head until the body's first write, or
+plus the receiver's TCP processing (on loopback, in the sender's time): the two writes were a
+sixth of a GET's CPU. :class:`_HeadWithBody` holds the head until the body's first write, or
 until the loop runs anything else (a streamed body, a HEAD answer): never longer.
 """
 
@@ -55,9 +55,10 @@ _COALESCED_BODY_BYTES = 64 * 1024
 
 class _HeadWithBody(asyncio.Transport):
     """The connection's transport as one response cycle sees it (uvicorn's cycle calls only
-    ``write``, ``close`` and ``is_closing``): the cycle's first write (the head) is held and
-    joined to its second (the body, or its first chunk) when that comes in the same step of
-    the app; otherwise it goes out as soon as the loop runs anything else. Only the number of
+    ``write``, ``close`` and ``is_closing``): the cycle's first write (the head, or a
+    ``100 Continue`` before it) is held and joined to its second (the body, or its first chunk)
+    when that comes in the same step of the app; otherwise it goes out as soon as the loop runs
+    anything else. Only the number of
     writes changes, never the bytes or their order: a cycle writes only while it is the
     connection's current response (pipelined requests wait for it)."""
 
