@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from class_management_service.associations import queries, service
 from class_management_service.associations.decisions import TeacherDecision
@@ -16,7 +16,7 @@ from class_management_service.associations.schemas import (
     EssayHistoryResponse,
 )
 from class_management_service.errors import ERROR_RESPONSES, MalformedRequest
-from class_management_service.http.deps import ReadDb, ServiceClock, TeacherId, Uow
+from class_management_service.http.deps import ServiceClock, TeacherId, Uow, read_db
 from class_management_service.http.json_text import JsonText
 from class_management_service.observability.context import current_correlation_id
 
@@ -102,10 +102,10 @@ async def confirm_batch_associations(
     responses={k: ERROR_RESPONSES[k] for k in (400, 401, 404)},
 )
 async def get_essay_history(
-    batch_id: uuid.UUID, essay_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb
+    batch_id: uuid.UUID, essay_id: uuid.UUID, teacher_id: TeacherId, request: Request
 ) -> JsonText:
     return JsonText(
         await queries.get_essay_history(
-            db, batch_id=batch_id, essay_id=essay_id, teacher_id=teacher_id
+            read_db(request), batch_id=batch_id, essay_id=essay_id, teacher_id=teacher_id
         )
     )

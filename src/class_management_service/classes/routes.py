@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from starlette.convertors import StringConvertor, register_url_convertor
 
 from class_management_service.classes import archive, queries, service
@@ -21,7 +21,7 @@ from class_management_service.classes.schemas import (
 )
 from class_management_service.courses.domain import CourseCode
 from class_management_service.errors import ERROR_RESPONSES
-from class_management_service.http.deps import ReadDb, TeacherId, Uow
+from class_management_service.http.deps import TeacherId, Uow, read_db
 from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import LIST_RESPONSES, PageQuery
 
@@ -50,9 +50,13 @@ register_url_convertor("class_id", _ClassIdConvertor())
         "(`huleedu.class.created.v1`) in the same transaction."
     ),
 )
-async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow, db: ReadDb) -> JsonText:
+async def create_class(
+    body: ClassCreate, teacher_id: TeacherId, uow: Uow, request: Request
+) -> JsonText:
     class_id = await service.create_class(uow, teacher_id, body)
-    return JsonText(await queries.get_class(db, teacher_id, class_id), status.HTTP_201_CREATED)
+    return JsonText(
+        await queries.get_class(read_db(request), teacher_id, class_id), status.HTTP_201_CREATED
+    )
 
 
 @router.get(
@@ -67,7 +71,7 @@ async def create_class(body: ClassCreate, teacher_id: TeacherId, uow: Uow, db: R
 )
 async def list_classes(
     teacher_id: TeacherId,
-    db: ReadDb,
+    request: Request,
     page: PageQuery,
     sort: Annotated[ClassSort, Query(description="Sort key; `-` sorts descending.")] = (
         ClassSort.CREATED_AT_DESC
@@ -81,7 +85,7 @@ async def list_classes(
     ] = False,
 ) -> JsonText:
     return await queries.list_classes(
-        db,
+        read_db(request),
         teacher_id,
         page,
         sort=sort,
@@ -97,8 +101,8 @@ async def list_classes(
     summary="Get a class",
     description="404 also when the class belongs to another teacher.",
 )
-async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
-    return JsonText(await queries.get_class(db, teacher_id, class_id))
+async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, request: Request) -> JsonText:
+    return JsonText(await queries.get_class(read_db(request), teacher_id, class_id))
 
 
 @router.put(
@@ -112,10 +116,10 @@ async def get_class(class_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> J
     ),
 )
 async def update_class(
-    class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    class_id: uuid.UUID, body: ClassUpdate, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     await service.update_class(uow, teacher_id, class_id, body)
-    return JsonText(await queries.get_class(db, teacher_id, class_id))
+    return JsonText(await queries.get_class(read_db(request), teacher_id, class_id))
 
 
 @router.delete(
@@ -169,10 +173,10 @@ async def archive_course(
     ),
 )
 async def archive_class(
-    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     await archive.set_archived(uow, teacher_id, class_id, archived=True)
-    return JsonText(await queries.get_class(db, teacher_id, class_id))
+    return JsonText(await queries.get_class(read_db(request), teacher_id, class_id))
 
 
 @router.post(
@@ -185,7 +189,7 @@ async def archive_class(
     ),
 )
 async def unarchive_class(
-    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    class_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     await archive.set_archived(uow, teacher_id, class_id, archived=False)
-    return JsonText(await queries.get_class(db, teacher_id, class_id))
+    return JsonText(await queries.get_class(read_db(request), teacher_id, class_id))

@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from class_management_service.errors import ERROR_RESPONSES, ValidationFailed
-from class_management_service.http.deps import InternalService, ReadDb, RosterAccess, Uow
+from class_management_service.http.deps import InternalService, RosterAccess, Uow, read_db
 from class_management_service.http.json_text import JsonText
 from class_management_service.internal import queries
 from class_management_service.internal.schemas import (
@@ -44,8 +44,8 @@ MAX_BATCH_IDS = 500
         "401 even then)."
     ),
 )
-async def class_roster(class_id: uuid.UUID, reader: RosterAccess, db: ReadDb) -> JsonText:
-    return await queries.class_roster(db, class_id, teacher_id=reader.teacher_id)
+async def class_roster(class_id: uuid.UUID, reader: RosterAccess, request: Request) -> JsonText:
+    return await queries.class_roster(read_db(request), class_id, teacher_id=reader.teacher_id)
 
 
 @router.get(

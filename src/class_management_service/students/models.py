@@ -31,6 +31,13 @@ class Student(TimestampMixin, Base):
             "id",
         ),
         Index("ix_students_owner_created", "created_by_user_id", "created_at", "id"),
+        # The listed (not erased) students of a teacher, counted by an index-only scan for an
+        # offset page's total (migration 0012).
+        Index(
+            "ix_students_owner_listed",
+            "created_by_user_id",
+            postgresql_where=text("erased_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from class_management_service.errors import ERROR_RESPONSES
-from class_management_service.http.deps import ReadDb, TeacherId, Uow
+from class_management_service.http.deps import TeacherId, Uow, read_db
 from class_management_service.http.json_text import JsonText
 from class_management_service.students import data_rights, export, queries
 from class_management_service.students.export_schemas import StudentExport
@@ -28,8 +28,10 @@ router = APIRouter(tags=["students' data rights"], responses=ERROR_RESPONSES)
         "document. Works for an erased student too (then showing only the pseudonymous record)."
     ),
 )
-async def export_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
-    return JsonText(await export.export_student(db, teacher_id, student_id))
+async def export_student(
+    student_id: uuid.UUID, teacher_id: TeacherId, request: Request
+) -> JsonText:
+    return JsonText(await export.export_student(read_db(request), teacher_id, student_id))
 
 
 @router.post(
@@ -47,7 +49,7 @@ async def export_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadD
     ),
 )
 async def erase_student(
-    student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     await data_rights.erase_student(uow, teacher_id, student_id)
-    return JsonText(await queries.get_student(db, teacher_id, student_id))
+    return JsonText(await queries.get_student(read_db(request), teacher_id, student_id))

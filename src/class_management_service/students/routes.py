@@ -20,7 +20,7 @@ from class_management_service.errors import (
     ServiceError,
     ValidationFailed,
 )
-from class_management_service.http.deps import ReadDb, TeacherId, Uow
+from class_management_service.http.deps import TeacherId, Uow, read_db
 from class_management_service.http.json_text import JsonText
 from class_management_service.http.pagination import LIST_RESPONSES, PageQuery
 from class_management_service.students import queries, roster_import, service
@@ -67,10 +67,12 @@ SearchQuery = Annotated[
     ),
 )
 async def create_student(
-    body: StudentCreate, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    body: StudentCreate, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     student_id = await service.create_student(uow, teacher_id, body)
-    return JsonText(await queries.get_student(db, teacher_id, student_id), status.HTTP_201_CREATED)
+    return JsonText(
+        await queries.get_student(read_db(request), teacher_id, student_id), status.HTTP_201_CREATED
+    )
 
 
 @router.get(
@@ -86,13 +88,15 @@ async def create_student(
 )
 async def list_students(
     teacher_id: TeacherId,
-    db: ReadDb,
+    request: Request,
     page: PageQuery,
     sort: SortQuery = StudentSort.NAME,
     class_id: Annotated[uuid.UUID | None, Query(description="Only this class.")] = None,
     q: SearchQuery = None,
 ) -> JsonText:
-    return await queries.list_students(db, teacher_id, page, sort=sort, class_id=class_id, search=q)
+    return await queries.list_students(
+        read_db(request), teacher_id, page, sort=sort, class_id=class_id, search=q
+    )
 
 
 @router.get(
@@ -101,8 +105,8 @@ async def list_students(
     summary="Get a student",
     description="404 also when the student belongs to another teacher.",
 )
-async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) -> JsonText:
-    return JsonText(await queries.get_student(db, teacher_id, student_id))
+async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, request: Request) -> JsonText:
+    return JsonText(await queries.get_student(read_db(request), teacher_id, student_id))
 
 
 @router.put(
@@ -118,10 +122,10 @@ async def get_student(student_id: uuid.UUID, teacher_id: TeacherId, db: ReadDb) 
     ),
 )
 async def update_student(
-    student_id: uuid.UUID, body: StudentUpdate, teacher_id: TeacherId, uow: Uow, db: ReadDb
+    student_id: uuid.UUID, body: StudentUpdate, teacher_id: TeacherId, uow: Uow, request: Request
 ) -> JsonText:
     await service.update_student(uow, teacher_id, student_id, body)
-    return JsonText(await queries.get_student(db, teacher_id, student_id))
+    return JsonText(await queries.get_student(read_db(request), teacher_id, student_id))
 
 
 @router.delete(
@@ -149,12 +153,14 @@ async def delete_student(student_id: uuid.UUID, teacher_id: TeacherId, uow: Uow)
 async def list_class_students(
     class_id: uuid.UUID,
     teacher_id: TeacherId,
-    db: ReadDb,
+    request: Request,
     page: PageQuery,
     sort: SortQuery = StudentSort.NAME,
     q: SearchQuery = None,
 ) -> JsonText:
-    return await queries.list_class_students(db, teacher_id, class_id, page, sort=sort, search=q)
+    return await queries.list_class_students(
+        read_db(request), teacher_id, class_id, page, sort=sort, search=q
+    )
 
 
 _CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
