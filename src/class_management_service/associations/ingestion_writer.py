@@ -19,7 +19,6 @@ from class_management_service.associations.admission import (
     admit,
 )
 from class_management_service.associations.confirmation import finalize_auto_decided
-from class_management_service.associations.domain import RankedSuggestion
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.selection import PlannedAssociation
 from class_management_service.messaging import ledger
@@ -257,7 +256,7 @@ def _columns(
         "student_ids": [row.student_id for row in rows],
         "confidence_scores": [row.confidence_score for row in rows],
         "match_reasons": [reasons_json[row.match_reasons] for row in rows],
-        "suggestions": [RankedSuggestion.all_to_json(row.suggestions) for row in rows],
+        "suggestions": [row.suggestions for row in rows],
         "filenames": [row.filename for row in rows],
         "statuses": [row.status.value for row in rows],
         "validation_methods": [
