@@ -27,4 +27,5 @@ async def test_other_tasks_run_between_slices_and_only_there() -> None:
 
 
 async def test_an_empty_sequence_yields_nothing() -> None:
-    assert [item async for item in cooperatively([])] == []
+    nothing: list[int] = []
+    assert [item async for item in cooperatively(nothing)] == []
