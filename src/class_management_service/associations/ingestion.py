@@ -65,6 +65,7 @@ from class_management_service.associations.selection import (
 )
 from class_management_service.messaging import ledger
 from class_management_service.messaging.batch import PoisonMessage
+from class_management_service.messaging.cooperative import cooperatively
 from class_management_service.messaging.ledger import describe_db_error, is_data_error
 
 logger = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ class AuthorMatchIngestion:
         async with self._session_factory() as session:
             roster = (await session.execute(_ROSTER, {"class_ids": class_ids})).all()
         members = {class_id: frozenset(students) for class_id, students in roster}
-        for item in inputs:
+        # In slices: the batch being written meanwhile keeps going (messaging.cooperative).
+        async for item in cooperatively(inputs):
             event = item.event
             class_members = members.get(event.payload.class_id)
             if class_members is None:

@@ -19,7 +19,6 @@ from class_management_service.associations.admission import (
     admit,
 )
 from class_management_service.associations.confirmation import finalize_auto_decided
-from class_management_service.associations.domain import RankedSuggestion
 from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.selection import PlannedAssociation
 from class_management_service.messaging import ledger
@@ -80,21 +79,27 @@ _INSERT_ASSOCIATIONS = """
             suggestions, filename, status, validation_method, validated_at, source_event_id,
             correlation_id, trace_context
         )
-        SELECT gen_random_uuid(), r.essay_id, r.batch_id, r.class_id, r.student_id,
-               r.confidence_score, CAST(r.match_reasons AS jsonb), CAST(r.suggestions AS jsonb),
-               r.filename, r.status, r.validation_method,
+        SELECT gen_random_uuid(), r.essay_id, e.batch_ids[r.event], e.class_ids[r.event],
+               r.student_id, r.confidence_score, CAST(r.match_reasons AS jsonb),
+               CAST(r.suggestions AS jsonb), r.filename, r.status, r.validation_method,
                CASE WHEN r.validation_method IS NOT NULL THEN now() END,
-               r.source_event_id, r.correlation_id, CAST(r.trace_context AS jsonb)
+               e.event_ids[r.event], e.correlation_ids[r.event], CAST(r.trace_context AS jsonb)
         FROM unnest(
-            CAST(:essay_ids AS uuid[]), CAST(:batch_ids AS uuid[]), CAST(:class_ids AS uuid[]),
-            CAST(:student_ids AS uuid[]), CAST(:confidence_scores AS double precision[]),
-            CAST(:match_reasons AS text[]), CAST(:suggestions AS text[]),
-            CAST(:filenames AS text[]), CAST(:statuses AS text[]),
-            CAST(:validation_methods AS text[]), CAST(:source_event_ids AS uuid[]),
-            CAST(:correlation_ids AS uuid[]), CAST(:trace_contexts AS text[])
-        ) AS r(essay_id, batch_id, class_id, student_id, confidence_score, match_reasons,
-               suggestions, filename, status, validation_method, source_event_id,
-               correlation_id, trace_context)
+            CAST(:essay_ids AS uuid[]), CAST(:events AS integer[]), CAST(:student_ids AS uuid[]),
+            CAST(:confidence_scores AS double precision[]), CAST(:match_reasons AS text[]),
+            CAST(:suggestions AS text[]), CAST(:filenames AS text[]), CAST(:statuses AS text[]),
+            CAST(:validation_methods AS text[]), CAST(:trace_contexts AS text[])
+        ) AS r(essay_id, event, student_id, confidence_score, match_reasons, suggestions,
+               filename, status, validation_method, trace_context)
+        -- What all rows of an event share is sent once per event, each row naming its event
+        -- (``r.event``, 1-based): a quarter fewer array elements to encode, and subscripts
+        -- of fixed-width arrays without NULLs cost PostgreSQL nothing to speak of.
+        CROSS JOIN (
+            SELECT CAST(:batch_ids AS uuid[]) AS batch_ids,
+                   CAST(:class_ids AS uuid[]) AS class_ids,
+                   CAST(:event_ids AS uuid[]) AS event_ids,
+                   CAST(:correlation_ids AS uuid[]) AS correlation_ids
+        ) AS e
         ORDER BY r.essay_id
         ON CONFLICT (essay_id) DO NOTHING
         RETURNING {returning}
@@ -238,32 +243,37 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
 def _columns(
     rows: Sequence[PlannedAssociation], events: Mapping[uuid.UUID, PlannedEvent]
 ) -> dict[str, list[Any]]:
-    """The INSERT's parameter arrays, one list per column (a comprehension each: this runs for
-    every ingested essay)."""
+    """The INSERT's parameter arrays: one list per column of the rows (a comprehension each:
+    this runs for every ingested essay), and one per column of their events."""
     reasons_json: dict[tuple[str, ...], str] = {}  # few distinct reason lists: encode each once
     for reasons in {row.match_reasons for row in rows}:
         reasons_json[reasons] = json.dumps(list(reasons))
     # Rows of one event are adjacent and share its id object: look the event up once per run.
     origins: list[PlannedEvent] = []
+    positions: list[int] = []
+    traces: list[str | None] = []
     event: PlannedEvent | None = None
     for row in rows:
         if event is None or event.event_id is not row.source_event_id:
             event = events[row.source_event_id]
-        origins.append(event)
+            origins.append(event)
+        positions.append(len(origins))
+        traces.append(event.trace_context)
     return {
         "essay_ids": [row.essay_id for row in rows],
-        "batch_ids": [row.batch_id for row in rows],
-        "class_ids": [row.class_id for row in rows],
+        "events": positions,
         "student_ids": [row.student_id for row in rows],
         "confidence_scores": [row.confidence_score for row in rows],
         "match_reasons": [reasons_json[row.match_reasons] for row in rows],
-        "suggestions": [RankedSuggestion.all_to_json(row.suggestions) for row in rows],
+        "suggestions": [row.suggestions for row in rows],
         "filenames": [row.filename for row in rows],
         "statuses": [row.status.value for row in rows],
         "validation_methods": [
             row.validation_method.value if row.validation_method else None for row in rows
         ],
-        "source_event_ids": [row.source_event_id for row in rows],
+        "trace_contexts": traces,
+        "batch_ids": [origin.batch_id for origin in origins],
+        "class_ids": [origin.class_id for origin in origins],
+        "event_ids": [origin.event_id for origin in origins],
         "correlation_ids": [origin.correlation_id for origin in origins],
-        "trace_contexts": [origin.trace_context for origin in origins],
     }

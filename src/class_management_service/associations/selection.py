@@ -38,7 +38,11 @@ from class_management_service.associations.events import (
 
 class PlannedAssociation(NamedTuple):
     """One row to insert into ``essay_student_associations`` (if the essay has none yet). A
-    named tuple, like :class:`RankedSuggestion`: one is built per ingested essay."""
+    named tuple, like :class:`RankedSuggestion`: one is built per ingested essay.
+
+    The ranking is kept as the text it is stored as, not as suggestion objects: a plan lives
+    while the previous batch is written, and the garbage collector walks every container
+    object alive then (three suggestions per essay were two thirds of a plan's objects)."""
 
     essay_id: uuid.UUID
     batch_id: uuid.UUID
@@ -49,8 +53,9 @@ class PlannedAssociation(NamedTuple):
     filename: str | None
     status: AssociationStatus
     source_event_id: uuid.UUID
-    #: Every valid suggestion, best first (the first is the chosen one, if any).
-    suggestions: tuple[RankedSuggestion, ...] = ()
+    #: Every valid suggestion, best first (the first is the chosen one, if any), as the
+    #: ``suggestions`` column's JSON (:meth:`RankedSuggestion.all_to_json`).
+    suggestions: str = "[]"
     #: ``auto`` when the auto-confirm policy decided the essay, else None (undecided).
     validation_method: ValidationMethod | None = None
 
@@ -127,7 +132,7 @@ def plan_associations(
                 filename=filename,
                 status=status,
                 source_event_id=event_id,
-                suggestions=tuple(ranked),
+                suggestions=RankedSuggestion.all_to_json(ranked),
                 validation_method=ValidationMethod.AUTO if automatic else None,
             )
         )

@@ -19,7 +19,9 @@ once its effects are committed. Handlers must therefore be idempotent, which is 
 redelivery after a crash or a rebalance harmless.
 
 Throughput: steps 1-2 of the next poll (decoding, planning, read-only queries) run while steps
-3-5 of the current poll wait on the database; batches are still applied and committed in order.
+3-5 of the current poll wait on the database, giving the event loop a turn every few records
+(:mod:`.cooperative`) so the write in flight keeps going; batches are still applied and
+committed in order.
 
 Rebalances: handling a partition batch and committing its offset happen under one lock; the
 rebalance listener takes the same lock before a partition is revoked, so a revoke waits for the
@@ -33,7 +35,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Generic
 
 from aiokafka import TopicPartition
@@ -42,10 +43,7 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from class_management_service.messaging.batch import (
     BatchHandler,
     BatchOutcome,
-    Inbound,
     P,
-    PoisonMessage,
-    Record,
     T,
 )
 from class_management_service.messaging.broker_client import (
@@ -60,23 +58,11 @@ from class_management_service.messaging.dead_letter import DeadLetter, DeadLette
 from class_management_service.messaging.failures import FailureBackoff
 from class_management_service.messaging.gc_pause import collector_paused
 from class_management_service.messaging.offsets import PartitionOffsets
+from class_management_service.messaging.poll_batch import PollBatch, decode
 from class_management_service.observability.health import HealthCheck
 from class_management_service.settings import ConsumerSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Prepared(Generic[T, P]):
-    """One partition's records of one poll, decoded (and prepared) and waiting to be applied."""
-
-    tp: TopicPartition
-    records: Sequence[Record]
-    batch: list[Inbound[T]] = field(default_factory=list)
-    poison: list[DeadLetter] = field(default_factory=list)
-    plan: P | None = None
-    #: The records of ``batch`` by position, kept once the decoded messages are let go.
-    batch_records: list[Record] = field(default_factory=list)
 
 
 class KafkaBatchConsumer(Generic[T, P]):
@@ -167,7 +153,9 @@ class KafkaBatchConsumer(Generic[T, P]):
                 self.progress.last_poll_at = time.monotonic()
                 self._metrics.last_poll.labels(self.topic).set_to_current_time()
                 with collector_paused():  # until the decoded messages are let go (gc_pause)
-                    prepared = [self._decode(tp, recs) for tp, recs in batches.items() if recs]
+                    prepared = [
+                        await decode(self._handler, tp, rs) for tp, rs in batches.items() if rs
+                    ]
                     failed = await self._prepare_all(prepared)
                 if in_flight is not None:
                     failed = {**failed, **await in_flight}
@@ -197,17 +185,7 @@ class KafkaBatchConsumer(Generic[T, P]):
 
     # -- one partition batch ---------------------------------------------------------------
 
-    def _decode(self, tp: TopicPartition, records: Sequence[Record]) -> _Prepared[T, P]:
-        """Decode (pure): good messages for the handler, undecodable ones for the DLQ."""
-        prepared: _Prepared[T, P] = _Prepared(tp, records)
-        for record in records:
-            try:
-                prepared.batch.append(Inbound(record, self._handler.decode(record)))
-            except PoisonMessage as exc:
-                prepared.poison.append(DeadLetter(record, exc.reason, exc.error))
-        return prepared
-
-    async def _prepare_all(self, prepared: Sequence[_Prepared[T, P]]) -> dict[TopicPartition, int]:
+    async def _prepare_all(self, prepared: Sequence[PollBatch[T, P]]) -> dict[TopicPartition, int]:
         """Run the handler's read-only stage; the first offset of each batch where it failed."""
         failed: dict[TopicPartition, int] = {}
         for batch in prepared:
@@ -227,7 +205,7 @@ class KafkaBatchConsumer(Generic[T, P]):
         return failed
 
     async def _apply_all(
-        self, consumer: BrokerClient, prepared: Sequence[_Prepared[T, P]]
+        self, consumer: BrokerClient, prepared: Sequence[PollBatch[T, P]]
     ) -> dict[TopicPartition, int]:
         """Apply each partition batch in turn; the first offset of each that failed."""
         failed: dict[TopicPartition, int] = {}
@@ -236,7 +214,7 @@ class KafkaBatchConsumer(Generic[T, P]):
                 failed[batch.tp] = batch.records[0].offset
         return failed
 
-    async def _apply(self, consumer: BrokerClient, prepared: _Prepared[T, P]) -> bool:
+    async def _apply(self, consumer: BrokerClient, prepared: PollBatch[T, P]) -> bool:
         """Handle, dead-letter, commit. False on a transient failure (nothing committed)."""
         tp, records = prepared.tp, prepared.records
         async with self._lock:
