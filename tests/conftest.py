@@ -7,10 +7,11 @@ Servers come from the ``local_infra`` pytest plugin: each is started once per se
 only when a test asks for it, so a PostgreSQL-only file never starts Redis or Kafka.
 
 PostgreSQL isolation: a template database gets the migrated schema once per session (loaded from
-a dump cached across runs, see ``tests/databases.py``); every test gets its own database cloned
-from that template (a file copy, tens of milliseconds) and dropped after.
-A clone (rather than a SAVEPOINT rollback) lets tests use several real connections at once, which
-the concurrency tests need.
+a dump cached across runs, see ``tests/databases.py``); every test gets a database of its own, as
+fresh as a clone of that template: a clone, or one a previous test used, emptied back to the
+template's state in the background (dropped instead if its schema changed).
+A database of its own (rather than a SAVEPOINT rollback) lets tests use several real connections at
+once, which the concurrency tests need.
 """
 
 from __future__ import annotations
