@@ -16,6 +16,7 @@ once, which the concurrency tests need.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -38,6 +39,20 @@ pytest_plugins = ["local_infra.pytest_plugin"]
 
 TEMPLATE_DATABASE = "cms_test_template"
 INTERNAL_API_KEY = "test-internal-api-key"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Collection imports the app (~1 s, the largest part of a small file's run): no cyclic
+    # garbage collector passes over the growing heap meanwhile (~15 % of the imports' CPU).
+    gc.disable()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What the imports built lives to the end: frozen, the collector never walks it again (the
+    # passes during the tests, and pytest's forced collections at the end, stay cheap).
+    gc.freeze()
+    gc.enable()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
