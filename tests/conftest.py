@@ -108,12 +108,25 @@ async def database_clones(
         yield clones
 
 
+@pytest.fixture(scope="session")
+def last_database_test(request: pytest.FixtureRequest) -> str | None:
+    """The session's last test that asks for a database: after it, none is made ready."""
+    users = [i.nodeid for i in request.session.items if "database_url" in _fixtures_of(i)]
+    return users[-1] if users else None
+
+
 @pytest.fixture
-async def database_url(postgres_server: Any, database_clones: DatabaseClones) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest,
+    postgres_server: Any,
+    database_clones: DatabaseClones,
+    last_database_test: str | None,
+) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
-    name = await database_clones.take()
+    more = request.node.nodeid != last_database_test
+    name = await database_clones.take(more=more)
     yield postgres_server.url_for(name)
-    database_clones.release(name)
+    database_clones.release(name, more=more)
 
 
 @pytest.fixture
@@ -222,8 +235,12 @@ _SERVICE_FIXTURES = {"service_process", "start_service", "fleet", "cli"}
 _RELIABILITY_DIR = Path(__file__).parent / "reliability"
 
 
+def _fixtures_of(item: pytest.Item) -> set[str]:
+    return set(getattr(item, "fixturenames", ()))
+
+
 def derived_markers(item: pytest.Item) -> set[str]:
-    fixtures = set(getattr(item, "fixturenames", ()))
+    fixtures = _fixtures_of(item)
     needs = [tier for tier in _TIERS if fixtures & _SERVER_FIXTURES[tier]]
     markers = {needs[0] if needs else "unit"}
     if fixtures & _SERVICE_FIXTURES:

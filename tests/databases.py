@@ -284,6 +284,7 @@ class DatabaseClones:
         # Databases on their way to being ready, in the order they are handed out; each task
         # gives the database's name, or None if it could not be made (the server went away).
         self._ahead: list[asyncio.Task[str | None]] = []
+        self._drops: set[asyncio.Task[None]] = set()
 
     async def _clone(self) -> str:
         name = f"test_{uuid.uuid4().hex[:16]}"
@@ -354,23 +355,29 @@ class DatabaseClones:
         finally:
             await admin.close()
 
-    async def take(self) -> str:
+    async def take(self, *, more: bool) -> str:
+        """A database for a test; ``more``: another test will ask after this one, so one is
+        made ready meanwhile (for the last test, making it would only be work to undo)."""
         name = None
         while name is None and self._ahead:
             name = await self._ahead.pop(0)
         if name is None:
             name = await self._clone()
-        if not self._ahead:
+        if more and not self._ahead:
             self._ahead.append(asyncio.ensure_future(self._clone_ahead()))
         return name
 
-    def release(self, name: str) -> None:
-        self._ahead.append(asyncio.ensure_future(self._emptied(name)))
+    def release(self, name: str, *, more: bool) -> None:
+        """Give back a test's database: emptied for the next test if ``more`` will ask."""
+        if more:
+            self._ahead.append(asyncio.ensure_future(self._emptied(name)))
+        else:
+            self._drops.add(asyncio.ensure_future(self._drop(name)))
 
     async def close(self) -> None:
         ahead, self._ahead = self._ahead, []
         names = await asyncio.gather(*ahead)
-        await asyncio.gather(*(self._drop(name) for name in names if name is not None))
+        await asyncio.gather(*self._drops, *(self._drop(name) for name in names if name))
 
 
 class _Changed(Exception):

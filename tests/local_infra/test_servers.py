@@ -77,19 +77,19 @@ async def test_database_clones_survive_a_restart_in_the_middle_of_a_clone(
     await admin.close()
     await asyncio.to_thread(runner.upgrade, own_postgres.url_for(template))
     async with DatabaseClones.of(own_postgres.url, template) as database_clones:
-        database_clones.release(await database_clones.take())
+        database_clones.release(await database_clones.take(more=True), more=True)
         own_postgres.stop()  # before the loop runs again: the clone and the reset hit a dead server
         # The scenario itself: the loop runs the clone and the reset while the server is down.
         await asyncio.sleep(0.2)
         own_postgres.start()
 
-        name = await database_clones.take()
+        name = await database_clones.take(more=False)
         connection = await asyncpg.connect(asyncpg_dsn(own_postgres.url_for(name)))
         try:
             assert await connection.fetchval("select count(*) from courses") > 0  # migrated
         finally:
             await connection.close()
-        database_clones.release(name)
+        database_clones.release(name, more=False)
 
 
 # -- Redis --------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ async def test_a_used_database_comes_back_only_as_fresh_as_a_new_clone(
     postgres_admin_url: str, migrated_template: str
 ) -> None:
     async with DatabaseClones.of(postgres_admin_url, migrated_template) as clones:
-        first = await clones.take()
+        first = await clones.take(more=True)
         fresh = await _state(postgres_admin_url, first)
         # Rows written, seed rows changed, a sequence advanced, statistics gathered; and a
         # session left open, as a leaked pool would.
@@ -67,10 +67,10 @@ async def test_a_used_database_comes_back_only_as_fresh_as_a_new_clone(
         leaked = await asyncpg.connect(asyncpg_dsn(postgres_admin_url), database=first)
         assert await _state(postgres_admin_url, first) != fresh
 
-        clones.release(first)
-        second = await clones.take()  # the one made ahead
-        clones.release(second)
-        again = await clones.take()
+        clones.release(first, more=True)
+        second = await clones.take(more=True)  # the one made ahead
+        clones.release(second, more=True)
+        again = await clones.take(more=True)
 
         assert again == first
         assert leaked.is_closed() or not await _alive(leaked)
@@ -78,9 +78,9 @@ async def test_a_used_database_comes_back_only_as_fresh_as_a_new_clone(
 
         # A changed schema cannot be emptied back: that database is dropped, never handed out.
         await _run(postgres_admin_url, again, "ALTER TABLE courses ADD COLUMN extra int")
-        clones.release(again)
-        assert await clones.take() == second
-        replacement = await clones.take()
+        clones.release(again, more=True)
+        assert await clones.take(more=True) == second
+        replacement = await clones.take(more=True)
 
         assert replacement not in (first, second)
         assert await _state(postgres_admin_url, replacement) == fresh
