@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["local_infra.pytest_plugin"]
 
 TEMPLATE_DATABASE = "cms_test_template"
+FIRST_DATABASE = "cms_test_first"
 INTERNAL_API_KEY = "test-internal-api-key"
 
 
@@ -88,23 +89,35 @@ def postgres_admin_url(postgres_server: Any) -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(postgres_server: Any, postgres_admin_url: str, local_infra_root: Path) -> str:
-    """The template database with the migrated schema, made once per session."""
+def template_databases(
+    postgres_server: Any, postgres_admin_url: str, local_infra_root: Path
+) -> tuple[str, list[str]]:
+    """The template database with the migrated schema, made once per session, and the databases
+    made alongside it for the first tests (none when the schema had to be migrated)."""
     from tests.databases import create_template
 
-    create_template(
-        postgres_admin_url, postgres_server.url_for(TEMPLATE_DATABASE), local_infra_root / "cache"
+    ready = create_template(
+        postgres_admin_url,
+        postgres_server.url_for(TEMPLATE_DATABASE),
+        local_infra_root / "cache",
+        postgres_server.url_for(FIRST_DATABASE),
     )
-    return TEMPLATE_DATABASE
+    return TEMPLATE_DATABASE, [FIRST_DATABASE] if ready else []
+
+
+@pytest.fixture(scope="session")
+def migrated_template(template_databases: tuple[str, list[str]]) -> str:
+    return template_databases[0]
 
 
 @pytest.fixture(scope="session")
 async def database_clones(
-    postgres_admin_url: str, migrated_template: str
+    postgres_admin_url: str, template_databases: tuple[str, list[str]]
 ) -> AsyncIterator[DatabaseClones]:
     from tests.databases import DatabaseClones
 
-    async with DatabaseClones.of(postgres_admin_url, migrated_template) as clones:
+    template, ready = template_databases
+    async with DatabaseClones.of(postgres_admin_url, template, ready=ready) as clones:
         yield clones
 
 

@@ -76,7 +76,7 @@ async def test_database_clones_survive_a_restart_in_the_middle_of_a_clone(
     await admin.execute(f'CREATE DATABASE "{template}"')
     await admin.close()
     await asyncio.to_thread(runner.upgrade, own_postgres.url_for(template))
-    async with DatabaseClones.of(own_postgres.url, template) as database_clones:
+    async with DatabaseClones.of(own_postgres.url, template, ready=[]) as database_clones:
         database_clones.release(await database_clones.take(more=True), more=True)
         own_postgres.stop()  # before the loop runs again: the clone and the reset hit a dead server
         # The scenario itself: the loop runs the clone and the reset while the server is down.
