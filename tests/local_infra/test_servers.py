@@ -69,32 +69,27 @@ async def test_postgres_keeps_data_across_stop_and_kill(own_postgres: PostgresSe
 async def test_database_clones_survive_a_restart_in_the_middle_of_a_clone(
     own_postgres: PostgresServer,
 ) -> None:
-    """The harness (tests/conftest.py) makes the next test database ahead and drops old ones in
-    the background; a restart interrupts both, and the next take must still get a database."""
+    """The harness (tests/conftest.py) makes the next test database ahead and empties used ones
+    in the background; a restart interrupts both, and the next take must still get a database."""
     template = "clone_template"
     admin = await asyncpg.connect(asyncpg_dsn(own_postgres.url))
     await admin.execute(f'CREATE DATABASE "{template}"')
     await admin.close()
     await asyncio.to_thread(runner.upgrade, own_postgres.url_for(template))
-    pool = await asyncpg.create_pool(asyncpg_dsn(own_postgres.url), min_size=1, max_size=3)
-    database_clones = DatabaseClones(pool, template)
-    try:
-        database_clones.release(await database_clones.take())
-        own_postgres.stop()  # before the loop runs again: the clone and the drop hit a dead server
-        # The scenario itself: the loop runs the clone and the drop while the server is down.
+    async with DatabaseClones.of(own_postgres.url, template, ready=[]) as database_clones:
+        database_clones.release(await database_clones.take(more=True), more=True)
+        own_postgres.stop()  # before the loop runs again: the clone and the reset hit a dead server
+        # The scenario itself: the loop runs the clone and the reset while the server is down.
         await asyncio.sleep(0.2)
         own_postgres.start()
 
-        name = await database_clones.take()
+        name = await database_clones.take(more=False)
         connection = await asyncpg.connect(asyncpg_dsn(own_postgres.url_for(name)))
         try:
             assert await connection.fetchval("select count(*) from courses") > 0  # migrated
         finally:
             await connection.close()
-        database_clones.release(name)
-        await database_clones.close()
-    finally:
-        pool.terminate()
+        database_clones.release(name, more=False)
 
 
 # -- Redis --------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from class_management_service import db
 from class_management_service.bootstrap import build_app
 from class_management_service.container import Container
 from class_management_service.db import asyncpg_dsn
@@ -252,11 +253,12 @@ async def test_every_service_connection_commits_durably_with_bounded_waits(
 
 
 async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
-    make_settings: MakeSettings,
-    database_url: str,
-    session_factory: async_sessionmaker[AsyncSession],
+    make_settings: MakeSettings, database_url: str
 ) -> None:
     settings = make_settings(database_lock_timeout_ms=100, outbox_poll_interval_seconds=0.05)
+    # The workers' sessions wait for a lock as long as these settings say (not the default 5 s).
+    engine = db.create_engine(settings)
+    session_factory = db.create_session_factory(engine)
     # Its producer is never asked: nothing is due.
     relay = make_relay(session_factory, SharedProducer(settings), settings)
     monitor = timeout_monitor(session_factory, settings)
@@ -282,3 +284,4 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
         await _poll(both_recovered, "both workers passing again after the lock was released")
     finally:
         await cancel_and_wait(tasks)
+        await engine.dispose()

@@ -138,42 +138,42 @@ async def test_deletes_answer_200_with_the_platforms_message(
     assert_error(await api_client.get(f"{STUDENTS}/{student['id']}", headers=A), 404, "NOT_FOUND")
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "caller"),
-    [
-        ("GET", "/v1/classes/{bad}", "teacher"),
-        ("PUT", "/v1/classes/{bad}", "teacher"),
-        ("DELETE", "/v1/classes/{bad}", "teacher"),
-        ("GET", "/v1/classes/{bad}/students", "teacher"),
-        ("POST", "/v1/classes/{bad}/students/import", "teacher"),
-        ("GET", STUDENTS + "/{bad}", "teacher"),
-        ("PUT", STUDENTS + "/{bad}", "teacher"),
-        ("DELETE", STUDENTS + "/{bad}", "teacher"),
-        ("GET", "/v1/batches/{bad}/student-associations", "teacher"),
-        ("POST", "/v1/batches/{bad}/student-associations/confirm", "teacher"),
-        ("GET", "/v1/classes/{bad}/roster", "teacher"),
-        ("GET", "/v1/classes/{bad}/roster", "internal"),
-        ("GET", "/internal/v1/batches/{bad}/student-names", "internal"),
-        ("GET", "/internal/v1/associations/essay/{bad}", "internal"),
-    ],
-)
-@pytest.mark.parametrize("bad", ["not-a-uuid", "12345", "single-essay-batch"])
+_ROUTES_WITH_IDS = [
+    ("GET", "/v1/classes/{bad}", "teacher"),
+    ("PUT", "/v1/classes/{bad}", "teacher"),
+    ("DELETE", "/v1/classes/{bad}", "teacher"),
+    ("GET", "/v1/classes/{bad}/students", "teacher"),
+    ("POST", "/v1/classes/{bad}/students/import", "teacher"),
+    ("GET", STUDENTS + "/{bad}", "teacher"),
+    ("PUT", STUDENTS + "/{bad}", "teacher"),
+    ("DELETE", STUDENTS + "/{bad}", "teacher"),
+    ("GET", "/v1/batches/{bad}/student-associations", "teacher"),
+    ("POST", "/v1/batches/{bad}/student-associations/confirm", "teacher"),
+    ("GET", "/v1/classes/{bad}/roster", "teacher"),
+    ("GET", "/v1/classes/{bad}/roster", "internal"),
+    ("GET", "/internal/v1/batches/{bad}/student-names", "internal"),
+    ("GET", "/internal/v1/associations/essay/{bad}", "internal"),
+]
+
+
 async def test_a_path_id_that_is_not_a_uuid_is_400_on_every_route(
-    api_client: httpx.AsyncClient,
-    internal_headers: dict[str, str],
-    method: str,
-    path: str,
-    caller: str,
-    bad: str,
+    api_client: httpx.AsyncClient, internal_headers: dict[str, str], subtests: pytest.Subtests
 ) -> None:
-    headers = A if caller == "teacher" else internal_headers
-    # A valid body where the route takes one: only the path is wrong.
-    body: dict[str, Any] | None = None
-    if method == "PUT":
-        body = {}
-    elif path.endswith("/confirm"):
-        body = {"associations": [{"essay_id": str(uuid.uuid4()), "confirmed": False}]}
+    # Each case a subtest (reported on its own) on one app and database: every one is refused
+    # before any use case runs, and a new app per case cost more than the request itself.
+    for bad in ["not-a-uuid", "12345", "single-essay-batch"]:
+        for method, path, caller in _ROUTES_WITH_IDS:
+            with subtests.test(method=method, path=path, caller=caller, bad=bad):
+                headers = A if caller == "teacher" else internal_headers
+                # A valid body where the route takes one: only the path is wrong.
+                body: dict[str, Any] | None = None
+                if method == "PUT":
+                    body = {}
+                elif path.endswith("/confirm"):
+                    body = {"associations": [{"essay_id": str(uuid.uuid4()), "confirmed": False}]}
 
-    response = await api_client.request(method, path.format(bad=bad), headers=headers, json=body)
+                response = await api_client.request(
+                    method, path.format(bad=bad), headers=headers, json=body
+                )
 
-    assert_error(response, 400, "BAD_REQUEST")
+                assert_error(response, 400, "BAD_REQUEST")
