@@ -1,6 +1,6 @@
 """Run every benchmark and write the report: ``./dev bench`` (= ``uv run python -m bench``).
 
-Not part of the test command: a full run takes about ten minutes on the 2-core machines.
+Not part of the test command: a full run takes about half an hour on the 2-core machines.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ DESCRIPTIONS = {
     "under wrk, vs a bare FastAPI endpoint; page latency at depth of a 50,000-student list",
     "roster": "students/s of a 20,000-row CSV import vs raw COPY",
     "review": "batches of 30 confirmed per second through the HTTP API vs raw SQL",
-    "tests": "wall time of each PostgreSQL-only test file alone (and the suite with --suite)",
+    "tests": "wall time of each PostgreSQL-only and unit test file alone, and of the whole "
+    "suite (a full run, or --suite)",
     "startup": "seconds from process start to /healthz 200 with the servers up, vs a bare "
     "FastAPI app's start",
     "memory": "peak RSS of the service process during ingestion and http (runs both)",
@@ -71,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
         epilog=f"benchmarks:\n{listing}\n\n"
         + textwrap.fill(
-            "A full run takes about 20 minutes and writes docs/benchmarks.md and "
+            "A full run takes about 30 minutes (10 of them the whole test suite, three "
+            "times) and writes docs/benchmarks.md and "
             "docs/benchmarks/*.png. With --quick or --only the report goes to "
             ".infra/bench/benchmarks.md instead (unless --output is given), so a smoke run "
             "never overwrites the committed one. The HTTP benchmark needs wrk (installed from "
@@ -91,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this benchmark (repeatable, or comma-separated); see the list below",
     )
     parser.add_argument(
-        "--suite", action="store_true", help="also time the whole test suite once (minutes)"
+        "--suite",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="time the whole test suite too, once per repetition (minutes each); on by default "
+        "in a full run, off with --quick or --only",
     )
     parser.add_argument(
         "--repetitions",
@@ -250,7 +256,9 @@ class Runner:
                             self.harness,
                             quick=quick,
                             repetitions=repetitions,
-                            suite=self.arguments.suite,
+                            suite=self.arguments.suite
+                            if self.arguments.suite is not None
+                            else not (quick or self.arguments.only),
                         )
                     ),
                 )
