@@ -43,8 +43,8 @@ GENERATED_MARKER = (
 # The rows a complete run records, in the order of the table.
 FAULTS = (
     "kill -9 mid-stream",
-    "broker stopped 10 s",
-    "PostgreSQL stopped 10 s",
+    "broker stopped 5 s",
+    "PostgreSQL stopped 5 s",
     "Redis down all run",
     "poison mixed in",
     "redelivery from offset 0",
@@ -55,7 +55,7 @@ FAULTS = (
     "5,000-essay batch confirmed",
     "PostgreSQL kill -9 mid-stream",
     "30 concurrent renames, 3 replicas",
-    "row lock held 15 s",
+    "row lock held 6 s",
 )
 ABUSE = (
     "cross-teacher access",
@@ -64,11 +64,13 @@ ABUSE = (
     "internal API key: never logged",
 )
 
-# Fast settings for every service process of the suite (names without the prefix).
+# Fast settings for every service process of the suite (names without the prefix). The session
+# timeout is how long the group waits for a killed replica before its partitions move (the
+# broker allows 1 s in tests); heartbeats every 0.5 s keep a live but busy replica in the group.
 FAST_SETTINGS = {
     "consumer_fetch_timeout_ms": "100",
-    "consumer_session_timeout_ms": "6000",
-    "consumer_heartbeat_interval_ms": "1000",
+    "consumer_session_timeout_ms": "2000",
+    "consumer_heartbeat_interval_ms": "500",
     "outbox_poll_interval_seconds": "0.2",
     "producer_request_timeout_ms": "5000",
 }
