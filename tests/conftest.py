@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from class_management_service.settings import Settings
     from tests.databases import DatabaseClones
 
-pytest_plugins = ["local_infra.pytest_plugin"]
+# tests.reliability.report: the fault table's rows recorded in xdist workers, merged at the end.
+pytest_plugins = ["local_infra.pytest_plugin", "tests.reliability.report"]
 
 TEMPLATE_DATABASE = "cms_test_template"
 INTERNAL_API_KEY = "test-internal-api-key"
