@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from class_management_service.settings import Settings
     from tests.databases import DatabaseClones
 
-pytest_plugins = ["local_infra.pytest_plugin"]
+# tests.reliability.report: the fault table's rows recorded in xdist workers, merged at the end.
+pytest_plugins = ["local_infra.pytest_plugin", "tests.reliability.report"]
 
 TEMPLATE_DATABASE = "cms_test_template"
 FIRST_DATABASE = "cms_test_first"
@@ -267,7 +268,22 @@ def derived_markers(item: pytest.Item) -> set[str]:
 _DIRECTORY_TIERS = {Path(__file__).parent / tier: tier for tier in ("unit", "postgres")}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Under pytest-xdist (``./dev test``: two workers, each with servers of its own, handed one test
+# at a time) the longest tests are handed out first, so that no worker starts a long one while the
+# other has nothing left to do: the schemathesis run, the tests that run the service as processes,
+# then the broker, Redis, PostgreSQL and unit tests. A run without workers keeps the files' order.
+_LONGEST = Path(__file__).parent / "service" / "test_openapi_fuzz.py"
+_HANDED_OUT_IN_ORDER = ("reliability", "service", "kafka", "redis", "postgres", "unit")
+
+
+def _hand_out_rank(item: pytest.Item) -> int:
+    if item.path == _LONGEST:
+        return -1
+    names = {marker.name for marker in item.iter_markers()}
+    return next(rank for rank, name in enumerate(_HANDED_OUT_IN_ORDER) if name in names)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         markers = derived_markers(item)
         for directory, tier in _DIRECTORY_TIERS.items():
@@ -277,3 +293,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 )
         for marker in sorted(markers):
             item.add_marker(marker)
+    if hasattr(config, "workerinput"):  # an xdist worker; every worker sorts alike
+        items.sort(key=_hand_out_rank)

@@ -254,12 +254,21 @@ def _poison_kinds() -> list[Callable[[Roster], Message]]:
 
 
 async def seeded_stream(
-    database_url: str, *, events: int = 400, resend_every: int = 0, poison_every: int = 0
+    database_url: str,
+    *,
+    events: int = 400,
+    essays_per_event: int = 25,
+    resend_every: int = 0,
+    poison_every: int = 0,
 ) -> Stream:
     """The default rosters seeded into ``database_url`` and a stream of ``events`` about them."""
     rosters = await seed_rosters(database_url)
     return build_stream(
-        rosters, events=events, resend_every=resend_every, poison_every=poison_every
+        rosters,
+        events=events,
+        essays_per_event=essays_per_event,
+        resend_every=resend_every,
+        poison_every=poison_every,
     )
 
 

@@ -1,4 +1,4 @@
-"""The Kafka broker process stops for ~10 s in the middle of a stream, then starts again.
+"""The Kafka broker process stops for ~5 s in the middle of a stream, then starts again.
 
 Same port and data after the restart (``kafka_server.stop()``/``start()``). The service's consumer
 and producer must reconnect by themselves; /healthz must show the outage (503) and the recovery
@@ -24,7 +24,7 @@ from tests.reliability.harness import (
     wait_until,
 )
 
-OUTAGE_SECONDS = 10.0
+OUTAGE_SECONDS = 5.0
 
 
 async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_and_recovery(
@@ -96,7 +96,7 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
 
     reliability_report.record_fault(
         FaultRow.of_stream(
-            "broker stopped 10 s",
+            "broker stopped 5 s",
             stream,
             verdict,
             recovery=f"{healthy_at - started_at:.1f} s",

@@ -1,4 +1,4 @@
-"""PostgreSQL stops for ~10 s in the middle of a stream, then starts again (same port and data).
+"""PostgreSQL stops for ~5 s in the middle of a stream, then starts again (same port and data).
 
 The consumer must not commit an offset past work that is not in the database: while the database
 is down, every offset the group commits must cover only events whose rows were committed before
@@ -27,7 +27,7 @@ from tests.reliability.harness import (
     wait_for_rows,
 )
 
-OUTAGE_SECONDS = 10.0
+OUTAGE_SECONDS = 5.0
 
 
 async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_work(
@@ -115,7 +115,7 @@ async def test_database_stopped_mid_stream_commits_no_offset_past_uncommitted_wo
 
     reliability_report.record_fault(
         FaultRow.of_stream(
-            "PostgreSQL stopped 10 s",
+            "PostgreSQL stopped 5 s",
             stream,
             verdict,
             recovery=f"{resumed_at - started_at:.1f} s",

@@ -41,7 +41,9 @@ async def test_three_replicas_publish_every_aggregates_events_in_commit_order(
     rosters = await seed_rosters(fault_database, classes=CLASSES, students=1)
     class_ids = [str(roster.class_id) for roster in rosters]
     await fleet.create_topics(1)
-    replicas = [await fleet.start(f"replica-{i}", consuming=False) for i in range(3)]
+    replicas = await asyncio.gather(
+        *(fleet.start(f"replica-{i}", consuming=False) for i in range(3))
+    )
     headers = {"X-User-ID": TEACHER}
     clients = [httpx.AsyncClient(base_url=r.base_url, timeout=30.0) for r in replicas]
     try:
