@@ -7,14 +7,16 @@ Each PostgreSQL-only file (under ``tests/postgres/``) and each unit-test file (u
 uv, pytest, the imports, for PostgreSQL a fresh server started by the local_infra plugin and the
 template database created (from the cached schema dump, see ``tests/databases.py``), the file's
 tests, teardown. The baseline is bare pytest: one empty test in a scratch directory (no
-conftest, no plugins, no uv), the cost every run pays before the project's own. With
-``--suite`` the whole suite (``uv run pytest -q``) is timed too.
+conftest, no plugins, no uv), the cost every run pays before the project's own. In a full run
+(or with ``--suite``) the whole suite is timed too, run as ``./dev test`` runs it (its pytest
+options read from the ``dev`` script: two workers).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -49,6 +51,15 @@ class Run:
     postgres_start: float | None
     summary: str
     failures: list[str] = field(default_factory=list)  # pytest's FAILED/ERROR summary lines
+
+
+def suite_options() -> list[str]:
+    """The options ``./dev test`` gives pytest (its workers), read from the script itself."""
+    script = (REPOSITORY / "dev").read_text()
+    match = re.search(r'^\s*exec "\$\{UV\[@\]\}" run pytest (.*) "\$@"$', script, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("./dev test's pytest command not found in the dev script")
+    return shlex.split(match.group(1))
 
 
 def run_pytest(arguments: list[str], timeout: float) -> Run:
@@ -126,8 +137,8 @@ def measure(harness: Harness, *, quick: bool, repetitions: int, suite: bool) -> 
             for line in run.failures:
                 progress(f"tests: {line}")
     for repetition in range(1, (repetitions if suite else 0) + 1):
-        progress(f"tests: the whole suite (uv run pytest -q) {repetition}/{repetitions}")
-        run = run_pytest([], timeout=3600)
+        progress(f"tests: the whole suite (as ./dev test runs it) {repetition}/{repetitions}")
+        run = run_pytest(suite_options(), timeout=3600)
         results.suite.append(run)
         progress(f"tests: suite {run.seconds:.0f} s: {run.summary}")
         for line in run.failures:
@@ -192,8 +203,9 @@ can remove.
                 at_most=SUITE_TARGET_SECONDS,
             )
         )
+        command = shlex.join(suite_options())
         section_.notes.append(
-            "The whole suite (`uv run pytest -q`): "
+            f"The whole suite as `./dev test` runs it (`uv run pytest {command}`): "
             + "; ".join(
                 f"{run.seconds:.0f} s, exit code {run.exit_code}: `{run.summary}`"
                 for run in results.suite
@@ -202,7 +214,7 @@ can remove.
             + "".join(f" `{line}`." for run in results.suite for line in run.failures)
         )
     else:
-        section_.notes.append("The whole suite was not timed (add `--suite`; it takes minutes).")
+        section_.notes.append("The whole suite was not timed (a partial run; add `--suite`).")
     if failed:
         section_.notes.append(
             "Files with failing tests in this run (timed all the same): "
