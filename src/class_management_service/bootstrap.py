@@ -237,7 +237,7 @@ def build_app(settings: Settings) -> FastAPI:
     )
     # The routers' own routes are added, not the routers through include_router: FastAPI keeps an
     # included router nested and builds each of its routes again for every app (dependency and
-    # response fields, pydantic TypeAdapters: ~75 ms of CPU on an app's first requests), while
+    # response fields, pydantic TypeAdapters: ~60 ms of CPU on an app's first requests), while
     # the routes a router holds were built once at import with its prefix, tags and responses,
     # which is all an inclusion without options adds. Every app of the process shares them. What
     # else include_router does is not needed: these routers have no lifespan or event handlers

@@ -22,7 +22,7 @@ SETTINGS = Settings(
 
 async def test_apps_hold_the_routers_routes_themselves_in_matching_order() -> None:
     """A router included into an app has its routes built again for that app, on its first
-    requests (~75 ms of CPU); the routers' own routes were built once, at import."""
+    requests (~60 ms of CPU); the routers' own routes were built once, at import."""
     first, second = build_app(SETTINGS), build_app(SETTINGS)
     try:
         expected = [route for router in API_ROUTERS for route in router.routes]
