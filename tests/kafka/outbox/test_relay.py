@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from aiokafka.errors import LeaderNotAvailableError
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -292,6 +293,41 @@ async def test_a_transient_error_uses_up_no_attempt_even_when_other_sends_succee
     assert found[fine].status == OutboxStatus.PUBLISHED
     assert (found[stuck].status, found[stuck].attempts) == (OutboxStatus.PENDING, 0)
     assert "LeaderNotAvailable" in (found[stuck].last_error or "")
+
+
+async def test_the_relay_publishes_again_after_the_broker_lost_a_numbered_batch(
+    session_factory: SessionFactory,
+    producer: SharedProducer,
+    settings: Settings,
+    topic: str,
+    kafka_bootstrap: str,
+) -> None:
+    # Found by tests/reliability/test_outbox_outage.py with a 5 s outage: right after the broker
+    # restart aiokafka failed a batch it had already given a sequence number (the partition's
+    # leader still unknown when the batch was older than request_timeout_ms), so the broker
+    # never saw that number and answered every later batch of the partition with
+    # OutOfOrderSequenceNumber. aiokafka's sender keeps running through that error, so the
+    # shared producer was never replaced and the relay retried the "outage" for ever.
+    (first,) = await add_events(session_factory, topic)
+    relay = make_relay(session_factory, producer, settings)
+    assert (await relay.run_once()).published == 1
+    broken = await producer.get()
+    for partition in await broken.partitions_for(topic):
+        # The gap the lost batch leaves: the producer's next number is one past the broker's.
+        broken._txn_manager.increment_sequence_number(TopicPartition(topic, partition), 1)
+    (second,) = await add_events(session_factory, topic)  # same aggregate and key: same partition
+
+    refused = await relay.run_once()
+    assert (refused.failed, refused.outage) == (1, True)  # the producer's fault, not the message's
+    assert "OutOfOrderSequenceNumber" in refused.errors[second]
+    await expire_leases(session_factory)
+    result = await relay.run_once()
+    assert (result.published, result.failed) == (1, 0), result.errors
+    assert await producer.get() is not broken
+    row = (await rows(session_factory))[second]
+    assert (row.status, row.attempts) == (OutboxStatus.PUBLISHED, 0)
+    messages = await consume(kafka_bootstrap, topic, 2)
+    assert [dict(m.headers)["event_id"].decode() for m in messages] == [str(first), str(second)]
 
 
 async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> list[uuid.UUID]:
