@@ -29,7 +29,7 @@ from tests.reliability.harness import (
     wait_until,
 )
 
-OUTAGE_SECONDS = 10.0
+OUTAGE_SECONDS = 5.0
 BEFORE, DURING = 2, 24  # batches confirmed with the broker up, and while it is down
 
 

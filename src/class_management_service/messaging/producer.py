@@ -25,7 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 from class_management_service.settings import Settings
@@ -115,6 +115,8 @@ class SizedProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships n
     def __init__(self, *, limits: TopicLimits, **options: Any) -> None:
         super().__init__(**options)
         self._limits = limits
+        # Set once the broker refused a batch's sequence number (see :func:`_unusable`).
+        self.out_of_sequence = False
 
     async def send(
         self,
@@ -134,7 +136,12 @@ class SizedProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships n
             timestamp_ms=timestamp_ms,
             headers=headers,
         )
+        future.add_done_callback(self._note_outcome)
         return future
+
+    def _note_outcome(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), OutOfOrderSequenceNumber):
+            self.out_of_sequence = True
 
     async def check_size(
         self,
@@ -159,12 +166,27 @@ class SizedProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships n
             )
 
 
-def _sender_died(producer: AIOKafkaProducer) -> bool:
-    """aiokafka's background sender stops for good on a fatal error (``OutOfOrderSequenceNumber``
-    when a broker restart lost an in-flight batch of the idempotent producer); every later send
-    then fails with that error. Only a new producer (a new producer id) sends again."""
+def _unusable(producer: SizedProducer) -> bool:
+    """Whether only a new producer (a new producer id, sequence numbers from 0) can send again.
+
+    Two ways the idempotent producer breaks for good:
+
+    - the broker answered ``OutOfOrderSequenceNumber``: a batch that had been given a sequence
+      number never reached it. Seen with a 5 s broker restart: the batch in flight at the stop
+      came back ``NotLeaderForPartition`` and was queued again, and aiokafka then failed it
+      (``LeaderNotAvailable``: older than ``request_timeout_ms``, the partition's leader not
+      known yet). aiokafka 0.14 fails only the refused batch and keeps its sender running, so
+      every later batch to the partition is refused the same way for as long as this producer
+      lives; the relay, rightly treating the error as not the message's fault, retried for ever;
+    - the background sender stopped on a fatal error; every later send then fails with it.
+
+    Not replaced on the failed batch itself (any failed batch of the idempotent producer leaves
+    such a gap): at that moment the broker may still be down, and stopping the old producer
+    waits for its other batches. ``OutOfOrderSequenceNumber`` is the broker answering, so the
+    old producer's remaining batches are delivered or refused at once.
+    """
     task = producer._sender.sender_task
-    return task is not None and bool(task.done())
+    return producer.out_of_sequence or (task is not None and bool(task.done()))
 
 
 class SharedProducer:
@@ -175,12 +197,15 @@ class SharedProducer:
         self._limits = TopicLimits(settings)
 
     async def get(self) -> SizedProducer:
-        if self._producer is not None and not _sender_died(self._producer):
+        if self._producer is not None and not _unusable(self._producer):
             return self._producer
         async with self._lock:
-            if self._producer is not None and _sender_died(self._producer):
+            if self._producer is not None and _unusable(self._producer):
                 dead, self._producer = self._producer, None
-                logger.warning("the Kafka producer's sender stopped; starting a new producer")
+                logger.warning(
+                    "the Kafka producer can no longer send; starting a new producer",
+                    extra={"out_of_sequence": dead.out_of_sequence},
+                )
                 with contextlib.suppress(Exception):
                     await dead.stop()
             if self._producer is None:

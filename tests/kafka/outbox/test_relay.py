@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import pytest
 from aiokafka.errors import LeaderNotAvailableError
+from aiokafka.structs import TopicPartition
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -292,6 +293,107 @@ async def test_a_transient_error_uses_up_no_attempt_even_when_other_sends_succee
     assert found[fine].status == OutboxStatus.PUBLISHED
     assert (found[stuck].status, found[stuck].attempts) == (OutboxStatus.PENDING, 0)
     assert "LeaderNotAvailable" in (found[stuck].last_error or "")
+
+
+async def test_the_relay_publishes_again_after_the_broker_lost_a_numbered_batch(
+    session_factory: SessionFactory,
+    producer: SharedProducer,
+    settings: Settings,
+    topic: str,
+    kafka_bootstrap: str,
+) -> None:
+    # Found by tests/reliability/test_outbox_outage.py with a 5 s outage: right after the broker
+    # restart aiokafka failed a batch it had already given a sequence number (the partition's
+    # leader still unknown when the batch was older than request_timeout_ms), so the broker
+    # never saw that number and answered every later batch of the partition with
+    # OutOfOrderSequenceNumber. aiokafka's sender keeps running through that error, so the
+    # shared producer was never replaced and the relay retried the "outage" for ever.
+    (first,) = await add_events(session_factory, topic)
+    relay = make_relay(session_factory, producer, settings)
+    assert (await relay.run_once()).published == 1
+    broken = await producer.get()
+    for partition in await broken.partitions_for(topic):
+        # The gap the lost batch leaves: the producer's next number is one past the broker's.
+        broken._txn_manager.increment_sequence_number(TopicPartition(topic, partition), 1)
+    (second,) = await add_events(session_factory, topic)  # same aggregate and key: same partition
+
+    refused = await relay.run_once()
+    assert (refused.failed, refused.outage) == (1, True)  # the producer's fault, not the message's
+    assert "OutOfOrderSequenceNumber" in refused.errors[second]
+    await expire_leases(session_factory)
+    result = await relay.run_once()
+    assert (result.published, result.failed) == (1, 0), result.errors
+    assert await producer.get() is not broken
+    row = (await rows(session_factory))[second]
+    assert (row.status, row.attempts) == (OutboxStatus.PUBLISHED, 0)
+    messages = await consume(kafka_bootstrap, topic, 2)
+    assert [dict(m.headers)["event_id"].decode() for m in messages] == [str(first), str(second)]
+
+
+async def test_the_relay_publishes_again_after_a_short_broker_restart_lost_a_numbered_batch(
+    make_settings: Callable[..., Settings],
+    session_factory: SessionFactory,
+    kafka_server: Any,
+    kafka_bootstrap: str,
+    topic: str,
+) -> None:
+    # The previous test's gap, made by a real stop and start: batches queued while the broker
+    # is away outlive request_timeout_ms, and right after the start aiokafka fails those whose
+    # partition has no leader yet (LeaderNotAvailable), numbers and all.
+    if getattr(kafka_server, "external", False):
+        pytest.skip(f"cannot stop the external {kafka_server.name} server at {kafka_server.url}")
+    settings = make_settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        producer_request_timeout_ms=1_000,  # shorter than the outage, as 5 s was against 5 s
+        outbox_lease_seconds=4.0,  # a pass waits at most 2 s for acknowledgements
+    )
+    producer = SharedProducer(settings)
+    relay = make_relay(session_factory, producer, settings)
+    (first,) = await add_events(session_factory, topic)
+    assert (await relay.run_once()).published == 1
+    key = f"{topic}-0".encode()  # the outbox rows' key: the same partition
+    outcomes: Counter[str] = Counter()
+
+    def note(future: asyncio.Future[Any]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        outcomes["acknowledged" if exc is None else type(exc).__name__] += 1
+
+    async def other_sends() -> None:
+        # The process's other traffic to the partition (more outbox rows, notifications).
+        while True:
+            with contextlib.suppress(Exception):
+                (await (await producer.get()).send(topic, value=b"{}", key=key)).add_done_callback(
+                    note
+                )
+            await asyncio.sleep(0.01)  # a steady stream, not a synchronisation
+
+    traffic = asyncio.create_task(other_sends())
+    try:
+        await wait_for(lambda: outcomes["acknowledged"] >= 20, what="the stream under way")
+        await asyncio.to_thread(kafka_server.stop)
+        try:
+            await asyncio.sleep(2.0)  # the outage itself: the scenario, not a synchronisation
+        finally:
+            await asyncio.to_thread(kafka_server.start)
+        (second,) = await add_events(session_factory, topic)
+
+        async def second_published() -> bool:
+            await expire_leases(session_factory)  # what waiting out the outage backoff would do
+            return (await relay.run_once()).published == 1
+
+        await wait_for(second_published, within=30, what=lambda: f"a publish, {outcomes}")
+    finally:
+        await cancel_and_wait([traffic])
+        await producer.stop()
+    assert outcomes["LeaderNotAvailableError"] > 0, f"no numbered batch was lost: {outcomes}"
+    row = (await rows(session_factory))[second]
+    assert (row.status, row.attempts) == (OutboxStatus.PUBLISHED, 0)
+    published = [
+        dict(m.headers)["event_id"].decode()
+        for m in await consume(kafka_bootstrap, topic, outcomes["acknowledged"] + 2, linger=1.0)
+        if dict(m.headers).get("event_id")
+    ]
+    assert published == [str(first), str(second)]
 
 
 async def _seed_overdue_batches(session_factory: SessionFactory, count: int) -> list[uuid.UUID]:
