@@ -74,7 +74,7 @@ async def _holding(database_url: str, *statements: str, args: Any = ()) -> Async
         await connection.close()
 
 
-async def _poll(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+async def _poll(condition: Callable[[], Awaitable[bool]], what: str | Callable[[], str]) -> None:
     await wait_for(condition, within=20, what=what)
 
 
@@ -273,7 +273,13 @@ async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
                 assert not any(task.done() for task in tasks), [t.exception() for t in tasks]
                 return relay.backoff.failures >= 2 and monitor.backoff.failures >= 2
 
-            await _poll(both_backed_off_twice, "both workers failing a pass and backing off")
+            def state() -> str:
+                return "both workers failing a pass and backing off: " + "; ".join(
+                    f"{name} {w.backoff.failures} failures, last {w.backoff.last_error!r}"
+                    for name, w in (("relay", relay), ("monitor", monitor))
+                )
+
+            await _poll(both_backed_off_twice, state)
             assert "lock timeout" in (relay.backoff.last_error or "")
             assert "lock timeout" in (monitor.backoff.last_error or "")
 
