@@ -1,6 +1,6 @@
 """Run every benchmark and write the report: ``./dev bench`` (= ``uv run python -m bench``).
 
-Not part of the test command: a full run takes about half an hour on the 2-core machines.
+Not part of the test command: a full run takes about 25 minutes on the 2-core machines.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
         epilog=f"benchmarks:\n{listing}\n\n"
         + textwrap.fill(
-            "A full run takes about 30 minutes (10 of them the whole test suite, three "
+            "A full run takes about 25 minutes (8 of them the whole test suite, three "
             "times) and writes docs/benchmarks.md and "
             "docs/benchmarks/*.png. With --quick or --only the report goes to "
             ".infra/bench/benchmarks.md instead (unless --output is given), so a smoke run "
