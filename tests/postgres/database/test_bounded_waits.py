@@ -27,6 +27,7 @@ from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import connect_listener
 from class_management_service.settings import Settings
+from class_management_service.workers import supervisor
 from tests.factories import seed_batch, timeout_monitor
 from tests.http_helpers import assert_error, create_class, teacher
 from tests.kafka.topics import make_relay
@@ -253,8 +254,11 @@ async def test_every_service_connection_commits_durably_with_bounded_waits(
 
 
 async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The backoff's delays scaled down 50x (under 10, 20, 40 ms instead of 0.5, 1, 2 s): what is
+    # checked is that the workers fail a pass, back off and resume, not how long they wait.
+    monkeypatch.setattr(supervisor, "_BACKOFF_BASE_SECONDS", 0.01)
     settings = make_settings(database_lock_timeout_ms=100, outbox_poll_interval_seconds=0.05)
     # The workers' sessions wait for a lock as long as these settings say (not the default 5 s).
     engine = db.create_engine(settings)
