@@ -98,7 +98,7 @@ async def test_a_confirm_on_a_batch_locked_elsewhere_answers_503_instead_of_hang
         ]
     }
     url = f"/v1/batches/{batch.batch_id}/student-associations/confirm"
-    async with _service(make_settings(database_lock_timeout_ms=200)) as (client, _):
+    async with _service(make_settings(database_lock_timeout_ms=50)) as (client, _):
         async with _holding(
             database_url,
             "SELECT 1 FROM essay_student_associations WHERE batch_id = $1 FOR UPDATE",
@@ -118,7 +118,7 @@ async def test_a_confirm_on_a_batch_locked_elsewhere_answers_503_instead_of_hang
 async def test_a_write_that_gets_no_pooled_connection_answers_503(
     make_settings: MakeSettings,
 ) -> None:
-    settings = make_settings(database_pool_size=1, database_pool_timeout_seconds=0.2)
+    settings = make_settings(database_pool_size=1, database_pool_timeout_seconds=0.05)
     async with _service(settings) as (client, container):
         async with container.engine.connect() as held:
             await held.execute(text("SELECT 1"))  # the pool's only connection is busy
@@ -136,7 +136,7 @@ async def test_a_write_that_gets_no_pooled_connection_answers_503(
 async def test_a_read_that_gets_no_pooled_connection_answers_503(
     make_settings: MakeSettings,
 ) -> None:
-    settings = make_settings(database_read_pool_size=1, database_pool_timeout_seconds=0.2)
+    settings = make_settings(database_read_pool_size=1, database_pool_timeout_seconds=0.05)
     async with _service(settings) as (client, container):
         created = await create_class(client)
         url = f"/v1/classes/{created['id']}"
