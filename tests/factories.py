@@ -415,18 +415,28 @@ async def bulk_students(
 
 
 async def bulk_classes(
-    session_factory: async_sessionmaker[AsyncSession], count: int, teacher: str = TEACHER
+    session_factory: async_sessionmaker[AsyncSession],
+    count: int,
+    teacher: str = TEACHER,
+    names: Sequence[str] | None = None,
 ) -> None:
-    """``count`` classes by one set-based statement, names and creation times repeating."""
+    """``count`` ENG5 classes by one set-based statement, creation times repeating; the n-th
+    named ``names[n - 1]`` when there is one, else names repeating."""
     await _execute(
         session_factory,
         """
         INSERT INTO classes (id, name, created_by_user_id, course_id, created_at)
-        SELECT gen_random_uuid(), 'Class ' || (n % 9), :teacher, CAST(:course_id AS uuid),
+        SELECT gen_random_uuid(), coalesce((CAST(:names AS text[]))[n], 'Class ' || (n % 9)),
+               :teacher, CAST(:course_id AS uuid),
                timestamptz '2026-01-01T00:00:00Z' + (n % 5) * interval '1 second'
         FROM generate_series(1, :count) AS n
         """,
-        {"teacher": teacher, "count": count, "course_id": course_id(CourseCode.ENG5)},
+        {
+            "teacher": teacher,
+            "count": count,
+            "course_id": course_id(CourseCode.ENG5),
+            "names": None if names is None else list(names),
+        },
     )
 
 
