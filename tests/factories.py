@@ -325,15 +325,16 @@ async def fill_ledger(
     topic: str = topics.BATCH_AUTHOR_MATCHES_SUGGESTED,
 ) -> None:
     """``rows`` processed-event records of ``topic`` in one statement (generate_series): the
-    newest ``age`` old on the database's clock, each further one a second older. Ids in
-    insertion order (a random prefix per call): the primary key index is appended to rather
-    than written all over, which makes a million-row fill several times faster."""
+    newest ``age`` old on the database's clock, each further one a second older. Written oldest
+    first, as a service writes them, with ids in insertion order (a random prefix per call):
+    each index is appended to at its right edge (B-tree's fast path) rather than written all
+    over, which makes a million-row fill several times faster."""
     async with session_factory() as session, session.begin():
         await session.execute(
             text(
                 "INSERT INTO processed_events (event_id, topic, processed_at) "
                 "SELECT CAST(:prefix || lpad(to_hex(g), 16, '0') AS uuid), :topic, "
-                "now() - CAST(:age AS interval) - make_interval(secs => g) "
+                "now() - CAST(:age AS interval) - make_interval(secs => :rows - 1 - g) "
                 "FROM generate_series(0, :rows - 1) AS g"
             ),
             {"topic": topic, "age": age, "rows": rows, "prefix": uuid.uuid4().hex[:16]},
@@ -349,8 +350,8 @@ async def fill_outbox(
 ) -> None:
     """``rows`` outbox rows of ``status`` in one statement (generate_series), each its own
     aggregate: written (and, if published, published) ``age`` ago, each further one a second
-    earlier. The sequence is given, so the per-row sequence trigger does not run; ids as in
-    :func:`fill_ledger`."""
+    earlier. The sequence is given, so the per-row sequence trigger does not run; order and ids
+    as in :func:`fill_ledger`."""
     async with session_factory() as session, session.begin():
         await session.execute(
             text(
@@ -363,7 +364,8 @@ async def fill_outbox(
                 "CASE WHEN CAST(:status AS text) = 'published' THEN f.at END "
                 "FROM generate_series(0, :rows - 1) AS g, LATERAL (SELECT "
                 "  'filler-' || :prefix || g AS aggregate, "
-                "  now() - CAST(:age AS interval) - make_interval(secs => g) AS at) AS f"
+                "  now() - CAST(:age AS interval) - make_interval(secs => :rows - 1 - g) AS at"
+                ") AS f"
             ),
             {"status": status, "age": age, "rows": rows, "prefix": uuid.uuid4().hex[:16]},
         )
@@ -413,18 +415,28 @@ async def bulk_students(
 
 
 async def bulk_classes(
-    session_factory: async_sessionmaker[AsyncSession], count: int, teacher: str = TEACHER
+    session_factory: async_sessionmaker[AsyncSession],
+    count: int,
+    teacher: str = TEACHER,
+    names: Sequence[str] | None = None,
 ) -> None:
-    """``count`` classes by one set-based statement, names and creation times repeating."""
+    """``count`` ENG5 classes by one set-based statement, creation times repeating; the n-th
+    named ``names[n - 1]`` when there is one, else names repeating."""
     await _execute(
         session_factory,
         """
         INSERT INTO classes (id, name, created_by_user_id, course_id, created_at)
-        SELECT gen_random_uuid(), 'Class ' || (n % 9), :teacher, CAST(:course_id AS uuid),
+        SELECT gen_random_uuid(), coalesce((CAST(:names AS text[]))[n], 'Class ' || (n % 9)),
+               :teacher, CAST(:course_id AS uuid),
                timestamptz '2026-01-01T00:00:00Z' + (n % 5) * interval '1 second'
         FROM generate_series(1, :count) AS n
         """,
-        {"teacher": teacher, "count": count, "course_id": course_id(CourseCode.ENG5)},
+        {
+            "teacher": teacher,
+            "count": count,
+            "course_id": course_id(CourseCode.ENG5),
+            "names": None if names is None else list(names),
+        },
     )
 
 

@@ -107,26 +107,28 @@ async def test_essays_without_valid_suggestions_are_stored_as_no_match(
     assert rows[matched].status == AssociationStatus.PENDING_VALIDATION
 
 
-@pytest.mark.parametrize(
-    "order", [[0, 1, 2], [2, 1, 0], [1, 2, 0]], ids=["ascending", "descending", "shuffled"]
-)
 async def test_highest_confidence_is_stored_regardless_of_list_order(
-    session_factory: Factory, order: list[int]
+    session_factory: Factory, subtests: pytest.Subtests
 ) -> None:
-    roster = await seed_roster(session_factory)
-    confidences = [0.31, 0.52, 0.93]
-    suggestions = [(roster.student_ids[i], confidences[i]) for i in order]
-    essay_id = uuid.uuid4()
+    # Each order a subtest (reported on its own) with a roster and essay of its own: one
+    # database serves them all.
+    orders = {"ascending": [0, 1, 2], "descending": [2, 1, 0], "shuffled": [1, 2, 0]}
+    for name, order in orders.items():
+        with subtests.test(order=name):
+            roster = await seed_roster(session_factory)
+            confidences = [0.31, 0.52, 0.93]
+            suggestions = [(roster.student_ids[i], confidences[i]) for i in order]
+            essay_id = uuid.uuid4()
 
-    await ingest(
-        AuthorMatchIngestion(session_factory),
-        [event(roster.class_id, [essay(essay_id, suggestions)])],
-    )
+            await ingest(
+                AuthorMatchIngestion(session_factory),
+                [event(roster.class_id, [essay(essay_id, suggestions)])],
+            )
 
-    [row] = await associations(session_factory, essay_ids=[essay_id])
-    assert row.student_id == roster.student_ids[2]
-    assert row.confidence_score == pytest.approx(0.93)
-    assert row.match_reasons == ["fuzzy:0.93"]
+            [row] = await associations(session_factory, essay_ids=[essay_id])
+            assert row.student_id == roster.student_ids[2]
+            assert row.confidence_score == pytest.approx(0.93)
+            assert row.match_reasons == ["fuzzy:0.93"]
 
 
 async def test_ties_are_broken_by_lowest_student_id(session_factory: Factory) -> None:

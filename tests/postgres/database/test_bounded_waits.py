@@ -27,6 +27,7 @@ from class_management_service.db import asyncpg_dsn
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.outbox.relay import connect_listener
 from class_management_service.settings import Settings
+from class_management_service.workers import supervisor
 from tests.factories import seed_batch, timeout_monitor
 from tests.http_helpers import assert_error, create_class, teacher
 from tests.kafka.topics import make_relay
@@ -97,7 +98,7 @@ async def test_a_confirm_on_a_batch_locked_elsewhere_answers_503_instead_of_hang
         ]
     }
     url = f"/v1/batches/{batch.batch_id}/student-associations/confirm"
-    async with _service(make_settings(database_lock_timeout_ms=200)) as (client, _):
+    async with _service(make_settings(database_lock_timeout_ms=50)) as (client, _):
         async with _holding(
             database_url,
             "SELECT 1 FROM essay_student_associations WHERE batch_id = $1 FOR UPDATE",
@@ -117,7 +118,7 @@ async def test_a_confirm_on_a_batch_locked_elsewhere_answers_503_instead_of_hang
 async def test_a_write_that_gets_no_pooled_connection_answers_503(
     make_settings: MakeSettings,
 ) -> None:
-    settings = make_settings(database_pool_size=1, database_pool_timeout_seconds=0.2)
+    settings = make_settings(database_pool_size=1, database_pool_timeout_seconds=0.05)
     async with _service(settings) as (client, container):
         async with container.engine.connect() as held:
             await held.execute(text("SELECT 1"))  # the pool's only connection is busy
@@ -135,7 +136,7 @@ async def test_a_write_that_gets_no_pooled_connection_answers_503(
 async def test_a_read_that_gets_no_pooled_connection_answers_503(
     make_settings: MakeSettings,
 ) -> None:
-    settings = make_settings(database_read_pool_size=1, database_pool_timeout_seconds=0.2)
+    settings = make_settings(database_read_pool_size=1, database_pool_timeout_seconds=0.05)
     async with _service(settings) as (client, container):
         created = await create_class(client)
         url = f"/v1/classes/{created['id']}"
@@ -253,8 +254,11 @@ async def test_every_service_connection_commits_durably_with_bounded_waits(
 
 
 async def test_workers_back_off_while_their_tables_are_locked_and_resume_after(
-    make_settings: MakeSettings, database_url: str
+    make_settings: MakeSettings, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The backoff's delays scaled down 50x (under 10, 20, 40 ms instead of 0.5, 1, 2 s): what is
+    # checked is that the workers fail a pass, back off and resume, not how long they wait.
+    monkeypatch.setattr(supervisor, "_BACKOFF_BASE_SECONDS", 0.01)
     settings = make_settings(database_lock_timeout_ms=100, outbox_poll_interval_seconds=0.05)
     # The workers' sessions wait for a lock as long as these settings say (not the default 5 s).
     engine = db.create_engine(settings)

@@ -18,6 +18,7 @@ from class_management_service.bootstrap import build_container
 from class_management_service.retention.horizon import NOTHING_TO_REDELIVER, Redelivery
 from class_management_service.retention.worker import RetentionWorker
 from class_management_service.settings import Settings
+from class_management_service.workers import supervisor
 from tests.factories import fill_ledger, fill_outbox, retention_worker
 from tests.fakes.redelivery import FakeRedelivery
 from tests.waiting import cancel_and_wait, wait_for
@@ -34,6 +35,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
         retention_processed_events_days=2,
         retention_batch_size=7,
         retention_grace_seconds=3600,
+        # The pause leaves the database to ingestion between batches; nothing ingests here.
+        retention_batch_pause_seconds=0,
     )
 
 
@@ -221,6 +224,7 @@ async def test_replicas_delete_each_row_once_side_by_side(
         retention_outbox_published_days=1,
         retention_processed_events_days=2,
         retention_batch_size=50,
+        retention_batch_pause_seconds=0,  # the replicas' batches are what runs side by side
     )
     replicas = [retention_worker(session_factory, settings, FakeRedelivery()) for _ in range(3)]
 
@@ -234,8 +238,13 @@ async def test_replicas_delete_each_row_once_side_by_side(
 
 
 async def test_backs_off_while_the_database_is_busy_and_resumes_after(
-    session_factory: SessionFactory, make_settings: Callable[..., Settings]
+    session_factory: SessionFactory,
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The backoff's delays scaled down 50x (under 10 ms instead of 0.5 s): what is checked is
+    # that the worker fails a pass, backs off and resumes, not how long it waits.
+    monkeypatch.setattr(supervisor, "_BACKOFF_BASE_SECONDS", 0.01)
     await fill_outbox(session_factory, rows=10, age=2 * DAY)
     settings = make_settings(retention_outbox_published_days=1, database_lock_timeout_ms=100)
     engine = db.create_engine(settings)  # the worker's connections wait 100 ms for a lock
