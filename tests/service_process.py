@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from local_infra.paths import infra_root
 from tests.waiting import wait_for
 
 PREFIX = "CLASS_MANAGEMENT_SERVICE_"
@@ -102,6 +103,11 @@ def service_env(
     setting names without the prefix (``consumer_session_timeout_ms="6000"``).
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith(PREFIX)}
+    # An installed service has its bytecode cached; with PYTHONDONTWRITEBYTECODE (set on the
+    # shared machine) each of a run's ~50 processes compiled the same modules again, ~8 % of a
+    # start's CPU. The cache lives with local-infra's, out of the work tree.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(infra_root() / "cache" / "bytecode")
     settings = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

@@ -180,6 +180,9 @@ class KafkaServer(LocalServer):
             "broker.session.timeout.ms": "3000",
             # Nothing lives long enough to need retention checks; don't spend CPU on them.
             "log.retention.check.interval.ms": "3600000",
+            # No no-op record in the metadata log every 500 ms: with one node nothing reads
+            # them, and an idle broker used ~25 % less CPU without (0.93 -> 0.69 s per 40 s).
+            "metadata.max.idle.interval.ms": "0",
             # Two cores: the defaults (3 network, 8 I/O threads) only add context switches.
             "num.network.threads": "2",
             "num.io.threads": "4",

@@ -4,6 +4,7 @@ Layout under the root (default ``<repo root>/.infra``, override with ``LOCAL_INF
 
     cache/pg-initdb-<major>/     initdb'd cluster copied for every new Postgres
     cache/kafka-libs-<version>/  Kafka broker jars resolved by Maven
+    cache/bytecode/              .pyc files of the service processes tests start
     dev/state.json, dev/<name>/  servers managed by ``local-infra up``/``down``
     test-runs/<pid>-<rand>/      one directory per pytest session (removed at the end)
 """
