@@ -2,11 +2,12 @@
 
 Per event id one key ``<namespace>:<event_id>``:
 
-* :meth:`IdempotencyCache.claim` reads it and sets ``in_flight`` (``SET NX`` with a short TTL)
-  for the events it has never seen. Events marked ``completed`` are returned so the caller can
-  spare their processing once the database confirms them (a mark outlives a restored or fresh
-  database: on its own it proves nothing). An ``in_flight`` mark (another consumer, or a crash
-  of this one) does *not* skip anything: only the database's ``processed_events`` row decides.
+* :meth:`IdempotencyCache.claim` reads it and sets ``in_flight`` for the events it has never
+  seen, in one command per event (``SET NX GET`` with a short TTL: Redis >= 7.0). Events marked
+  ``completed`` are returned so the caller can spare their processing once the database
+  confirms them (a mark outlives a restored or fresh database: on its own it proves nothing).
+  An ``in_flight`` mark (another consumer, or a crash of this one) does *not* skip anything:
+  only the database's ``processed_events`` row decides.
 * :meth:`IdempotencyCache.mark_completed` is called after the database commit and sets
   ``completed`` with the long TTL.
 
@@ -71,9 +72,10 @@ class IdempotencyCache:
             async with asyncio.timeout(self._timeout):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for event_id in ordered:
-                        key = self.key(event_id)
-                        pipe.get(key)
-                        pipe.set(key, IN_FLIGHT, nx=True, ex=self._in_flight_ttl)
+                        # One command per event: the previous mark, and in_flight if none.
+                        pipe.set(
+                            self.key(event_id), IN_FLIGHT, nx=True, get=True, ex=self._in_flight_ttl
+                        )
                     replies = await pipe.execute()
         except Exception as exc:
             self._failed(exc)
@@ -81,7 +83,7 @@ class IdempotencyCache:
         self._recovered()
         return {
             event_id
-            for event_id, previous in zip(ordered, replies[0::2], strict=True)
+            for event_id, previous in zip(ordered, replies, strict=True)
             if previous == COMPLETED
         }
 

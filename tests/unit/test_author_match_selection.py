@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -141,3 +142,22 @@ def test_plan_is_deterministic() -> None:
     event_id = uuid.uuid4()
     assert plan_associations(event_id, data, MEMBERS) == plan_associations(event_id, data, MEMBERS)
     assert {plan.student_id for plan in plan_associations(event_id, data, MEMBERS)} == {S1}
+
+
+def test_the_stored_ranking_keeps_each_member_once_best_first() -> None:
+    e1 = uuid.uuid4()
+    data = payload(essay(e1, (S2, 0.4), (OUTSIDER, 0.9), (S3, 0.6), (S2, 0.8), (S1, 0.6)))
+    [plan] = plan_associations(uuid.uuid4(), data, MEMBERS)
+    assert (plan.student_id, plan.confidence_score, plan.match_reasons) == (
+        S2,
+        0.8,
+        ("reason-0.8",),
+    )
+    assert json.loads(plan.suggestions) == [
+        {"student_id": str(student), "confidence_score": confidence, "match_reasons": [reason]}
+        for student, confidence, reason in (
+            (S2, 0.8, "reason-0.8"),
+            (S1, 0.6, "reason-0.6"),
+            (S3, 0.6, "reason-0.6"),
+        )
+    ]

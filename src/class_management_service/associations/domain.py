@@ -8,7 +8,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 
 class AssociationStatus(enum.StrEnum):
@@ -45,6 +45,18 @@ class HistoryMethod(enum.StrEnum):
 SYSTEM_ACTOR = "system"
 
 
+class Suggestion(Protocol):
+    """What the stored ranking says of each suggestion: a :class:`RankedSuggestion`, or the
+    consumed event's suggestion model it is ranked from."""
+
+    @property
+    def student_id(self) -> uuid.UUID: ...
+    @property
+    def confidence_score(self) -> float: ...
+    @property
+    def match_reasons(self) -> Sequence[str]: ...
+
+
 class RankedSuggestion(NamedTuple):
     """One valid suggestion of an essay's author as stored (``suggestions`` column), ranked by
     confidence (highest first), ties by the lowest student id. A named tuple: immutable, and
@@ -56,7 +68,7 @@ class RankedSuggestion(NamedTuple):
     match_reasons: tuple[str, ...]
 
     @staticmethod
-    def all_to_json(suggestions: Sequence[RankedSuggestion]) -> str:
+    def all_to_json(suggestions: Sequence[Suggestion]) -> str:
         """The stored form (the ``suggestions`` jsonb column): ``[{student_id,
         confidence_score, match_reasons}, ...]``. Written out directly: it runs for every
         ingested essay, and ``json.dumps`` of the equivalent dicts cost ten times as much."""
@@ -67,7 +79,7 @@ class RankedSuggestion(NamedTuple):
             + ",".join(
                 f'{{"student_id":"{_id_text(s.student_id.int)}",'
                 f'"confidence_score":{s.confidence_score!r},'
-                f'"match_reasons":{_reasons_json(s.match_reasons)}}}'
+                f'"match_reasons":{_reasons_json(tuple(s.match_reasons))}}}'
                 for s in suggestions
             )
             + "]"
