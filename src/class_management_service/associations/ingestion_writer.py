@@ -267,10 +267,9 @@ def _columns(
         "match_reasons": [reasons_json[row.match_reasons] for row in rows],
         "suggestions": [row.suggestions for row in rows],
         "filenames": [row.filename for row in rows],
-        "statuses": [row.status.value for row in rows],
-        "validation_methods": [
-            row.validation_method.value if row.validation_method else None for row in rows
-        ],
+        # The enums are strs: asyncpg encodes their values (``.value`` is a Python property).
+        "statuses": [row.status for row in rows],
+        "validation_methods": [row.validation_method for row in rows],
         "trace_contexts": traces,
         "batch_ids": [origin.batch_id for origin in origins],
         "class_ids": [origin.class_id for origin in origins],

@@ -21,7 +21,7 @@ Rules:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Set
+from collections.abc import Container, Iterable, Set
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -62,7 +62,7 @@ class PlannedAssociation(NamedTuple):
 
 
 def _ranked(
-    suggestions: Iterable[StudentMatchSuggestion], members: Set[int]
+    suggestions: Iterable[StudentMatchSuggestion], members: Container[int]
 ) -> list[tuple[float, int, StudentMatchSuggestion]]:
     """(-confidence, student id's integer, suggestion) of the valid suggestions, one per
     student, best first. Plain tuples on integer keys: this runs for every ingested essay, and
@@ -125,7 +125,10 @@ def plan_associations(
         else:
             entry[2].extend(result.suggestions)
 
-    members = {member.int for member in class_members}
+    # The row names the class member's own id object, not the one decoded with each suggestion:
+    # the decoded ids are freed with the event instead of living on in the plan (which the
+    # collector walks), and asyncpg encodes its own UUIDs (the roster's) natively.
+    members = {member.int: member for member in class_members}
     batch_id, class_id = payload.batch_id, payload.class_id
     planned: list[PlannedAssociation] = []
     for essay_id, filename, candidates in essays.values():
@@ -145,7 +148,7 @@ def plan_associations(
                 )
             )
             continue
-        best = ranked[0][2]
+        _, best_student, best = ranked[0]
         automatic = auto_confirm is not None and auto_confirm.confirms(
             [
                 RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons))
@@ -157,7 +160,7 @@ def plan_associations(
                 essay_id,
                 batch_id,
                 class_id,
-                best.student_id,
+                members[best_student],
                 best.confidence_score,
                 tuple(best.match_reasons),
                 filename,
