@@ -20,8 +20,10 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Container, Iterable, Set
+from collections.abc import Container, Iterable, Sequence, Set
+from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -85,6 +87,37 @@ def _ranked(
 
 
 _RANK_KEY = itemgetter(0, 1)
+
+
+def _ranking_json(ranked: Sequence[tuple[float, int, StudentMatchSuggestion]]) -> str:
+    """The stored ranking (the ``suggestions`` jsonb column, read back by
+    :meth:`RankedSuggestion.all_from_json`): ``[{student_id, confidence_score,
+    match_reasons}, ...]``. Written out directly: it runs for every ingested essay, and
+    ``json.dumps`` of the equivalent dicts costs several times as much."""
+    return (
+        "["
+        + ",".join(
+            [
+                f"{_student_prefix(key)}{-negated!r},"
+                f'"match_reasons":{_reasons_json(tuple(s.match_reasons))}}}'
+                for negated, key, s in ranked
+            ]
+        )
+        + "]"
+    )
+
+
+@lru_cache(maxsize=65536)
+def _student_prefix(key: int) -> str:
+    # The same students recur across a class's essays, and str(UUID) costs ~1 us; keyed by the
+    # integer, whose hash is native (UUID.__hash__ is Python code).
+    return f'{{"student_id":"{uuid.UUID(int=key)}","confidence_score":'
+
+
+@lru_cache(maxsize=4096)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    # Few distinct reason lists recur across essays: encode each once.
+    return json.dumps(list(reasons))
 
 
 def rank_suggestions(
@@ -166,7 +199,7 @@ def plan_associations(
                 filename,
                 AssociationStatus.CONFIRMED if automatic else AssociationStatus.PENDING_VALIDATION,
                 event_id,
-                RankedSuggestion.all_to_json([s for _, _, s in ranked]),
+                _ranking_json(ranked),
                 ValidationMethod.AUTO if automatic else None,
             )
         )
