@@ -229,8 +229,9 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
     batch_ids = sorted({candidate.batch_id for candidate in candidates})
     for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
         state.batch_classes.setdefault(batch_id, set()).add(class_id)
-    # Unsorted: a lookup, not a lock order (and UUID comparisons are Python code).
-    essay_ids = list({row.essay_id for candidate in candidates for row in candidate.rows})
+    # Unsorted and not deduplicated: a lookup, not a lock order, and an essay listed twice
+    # (rare) costs PostgreSQL less than hashing every id here (UUID.__hash__ is Python code).
+    essay_ids = [row.essay_id for candidate in candidates for row in candidate.rows]
     found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
     for essay_id, batch_id in found:
         if essay_id is None:
