@@ -40,7 +40,8 @@ class _Tolerant(BaseModel):
 class StudentMatchSuggestion(_Tolerant):
     student_id: uuid.UUID
     confidence_score: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
-    match_reasons: list[str] = Field(default_factory=list)
+    # A tuple: the ranking keeps it as it is, and the collector stops tracking a tuple of strs.
+    match_reasons: tuple[str, ...] = ()
 
 
 class EssayMatchResult(_Tolerant):

@@ -99,7 +99,7 @@ def _ranking_json(ranked: Sequence[tuple[float, int, StudentMatchSuggestion]]) -
         + ",".join(
             [
                 f"{_student_prefix(key)}{-negated!r},"
-                f'"match_reasons":{_reasons_json(tuple(s.match_reasons))}}}'
+                f'"match_reasons":{_reasons_json(s.match_reasons)}}}'
                 for negated, key, s in ranked
             ]
         )
@@ -125,7 +125,7 @@ def rank_suggestions(
 ) -> list[RankedSuggestion]:
     """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
     return [
-        RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons))
+        RankedSuggestion(s.student_id, s.confidence_score, s.match_reasons)
         for _, _, s in _ranked(suggestions, {member.int for member in class_members})
     ]
 
@@ -184,7 +184,7 @@ def plan_associations(
         _, best_student, best = ranked[0]
         automatic = auto_confirm is not None and auto_confirm.confirms(
             [
-                RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons))
+                RankedSuggestion(s.student_id, s.confidence_score, s.match_reasons)
                 for _, _, s in ranked
             ]
         )
@@ -195,7 +195,7 @@ def plan_associations(
                 class_id,
                 members[best_student],
                 best.confidence_score,
-                tuple(best.match_reasons),
+                best.match_reasons,
                 filename,
                 AssociationStatus.CONFIRMED if automatic else AssociationStatus.PENDING_VALIDATION,
                 event_id,
