@@ -6,6 +6,8 @@ import json
 import uuid
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
@@ -25,10 +27,8 @@ MEMBERS = frozenset({S1, S2, S3})
 
 
 def suggestion(student: uuid.UUID, confidence: float, *reasons: str) -> StudentMatchSuggestion:
-    return StudentMatchSuggestion(
-        student_id=student,
-        confidence_score=confidence,
-        match_reasons=list(reasons),
+    return TypeAdapter(StudentMatchSuggestion).validate_python(
+        {"student_id": student, "confidence_score": confidence, "match_reasons": list(reasons)}
     )
 
 
@@ -72,7 +72,7 @@ def test_highest_confidence_wins_regardless_of_list_order() -> None:
 
 def test_tie_is_broken_by_lowest_student_id_in_any_order() -> None:
     tied = [suggestion(S3, 0.8), suggestion(S1, 0.8), suggestion(S2, 0.8)]
-    for order in (tied, tied[::-1], sorted(tied, key=lambda s: s.confidence_score)):
+    for order in (tied, tied[::-1], sorted(tied, key=lambda s: s["confidence_score"])):
         best = best_suggestion(order, MEMBERS)
         assert best is not None
         assert best.student_id == S1

@@ -36,6 +36,7 @@ from class_management_service.associations.domain import (
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
     StudentMatchSuggestion,
+    match_reasons,
 )
 
 
@@ -69,7 +70,7 @@ def _ranked(
     """(-confidence, student id's integer, suggestion) of the valid suggestions, one per
     student, best first. Plain tuples on integer keys: this runs for every ingested essay, and
     ``UUID.__hash__``, ``UUID.__eq__`` and a key function per item are Python calls."""
-    valid = [(-s.confidence_score, s.student_id.int, s) for s in suggestions]
+    valid = [(-s["confidence_score"], s["student_id"].int, s) for s in suggestions]
     valid = [item for item in valid if item[1] in members]
     if len(valid) > 1:
         # Never compares the suggestions themselves: equal (confidence, student) pairs are
@@ -99,7 +100,7 @@ def _ranking_json(ranked: Sequence[tuple[float, int, StudentMatchSuggestion]]) -
         + ",".join(
             [
                 f"{_student_prefix(key)}{-negated!r},"
-                f'"match_reasons":{_reasons_json(s.match_reasons)}}}'
+                f'"match_reasons":{_reasons_json(match_reasons(s))}}}'
                 for negated, key, s in ranked
             ]
         )
@@ -125,7 +126,7 @@ def rank_suggestions(
 ) -> list[RankedSuggestion]:
     """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
     return [
-        RankedSuggestion(s.student_id, s.confidence_score, s.match_reasons)
+        RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
         for _, _, s in _ranked(suggestions, {member.int for member in class_members})
     ]
 
@@ -184,7 +185,7 @@ def plan_associations(
         _, best_student, best = ranked[0]
         automatic = auto_confirm is not None and auto_confirm.confirms(
             [
-                RankedSuggestion(s.student_id, s.confidence_score, s.match_reasons)
+                RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
                 for _, _, s in ranked
             ]
         )
@@ -194,8 +195,8 @@ def plan_associations(
                 batch_id,
                 class_id,
                 members[best_student],
-                best.confidence_score,
-                best.match_reasons,
+                best["confidence_score"],
+                match_reasons(best),
                 filename,
                 AssociationStatus.CONFIRMED if automatic else AssociationStatus.PENDING_VALIDATION,
                 event_id,
