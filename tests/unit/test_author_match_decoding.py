@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from class_management_service.associations.events import decode_author_match_event
+from class_management_service.associations.events import decode_author_match_event, match_reasons
 from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
 from class_management_service.messaging.batch import PoisonMessage
@@ -82,7 +82,10 @@ def test_platform_shaped_event_decodes() -> None:
     assert payload.course_code is CourseCode.ENG5
     [result] = payload.match_results
     assert result.filename == "essay.docx"
-    assert result.suggestions[0].confidence_score == 0.92
+    assert result.suggestions[0]["confidence_score"] == 0.92
+    # Only the declared fields are kept (the student's name, e-mail and metadata are not).
+    assert set(result.suggestions[0]) == {"student_id", "confidence_score", "match_reasons"}
+    assert match_reasons(result.suggestions[0]) == ("name_exact",)
     assert payload.processing_summary["total_essays"] == 1
 
 
@@ -205,4 +208,11 @@ def test_informational_fields_are_not_validated() -> None:
     essay["extraction_metadata"] = "not an object"
     essay["suggestions"][0]["student_name"] = {"unexpected": ["shape"]}
     event = decode_author_match_event(encode(envelope))
-    assert event.payload.match_results[0].suggestions[0].confidence_score == 0.92
+    assert event.payload.match_results[0].suggestions[0]["confidence_score"] == 0.92
+
+
+def test_a_suggestion_without_reasons_has_none() -> None:
+    envelope = platform_event()
+    del envelope["data"]["match_results"][0]["suggestions"][0]["match_reasons"]
+    [result] = decode_author_match_event(encode(envelope)).payload.match_results
+    assert match_reasons(result.suggestions[0]) == ()

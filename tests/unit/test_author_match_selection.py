@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from class_management_service.associations.domain import AssociationStatus
 from class_management_service.associations.events import (
@@ -24,10 +27,8 @@ MEMBERS = frozenset({S1, S2, S3})
 
 
 def suggestion(student: uuid.UUID, confidence: float, *reasons: str) -> StudentMatchSuggestion:
-    return StudentMatchSuggestion(
-        student_id=student,
-        confidence_score=confidence,
-        match_reasons=list(reasons),
+    return TypeAdapter(StudentMatchSuggestion).validate_python(
+        {"student_id": student, "confidence_score": confidence, "match_reasons": list(reasons)}
     )
 
 
@@ -71,7 +72,7 @@ def test_highest_confidence_wins_regardless_of_list_order() -> None:
 
 def test_tie_is_broken_by_lowest_student_id_in_any_order() -> None:
     tied = [suggestion(S3, 0.8), suggestion(S1, 0.8), suggestion(S2, 0.8)]
-    for order in (tied, tied[::-1], sorted(tied, key=lambda s: s.confidence_score)):
+    for order in (tied, tied[::-1], sorted(tied, key=lambda s: s["confidence_score"])):
         best = best_suggestion(order, MEMBERS)
         assert best is not None
         assert best.student_id == S1
@@ -141,3 +142,22 @@ def test_plan_is_deterministic() -> None:
     event_id = uuid.uuid4()
     assert plan_associations(event_id, data, MEMBERS) == plan_associations(event_id, data, MEMBERS)
     assert {plan.student_id for plan in plan_associations(event_id, data, MEMBERS)} == {S1}
+
+
+def test_the_stored_ranking_keeps_each_member_once_best_first() -> None:
+    e1 = uuid.uuid4()
+    data = payload(essay(e1, (S2, 0.4), (OUTSIDER, 0.9), (S3, 0.6), (S2, 0.8), (S1, 0.6)))
+    [plan] = plan_associations(uuid.uuid4(), data, MEMBERS)
+    assert (plan.student_id, plan.confidence_score, plan.match_reasons) == (
+        S2,
+        0.8,
+        ("reason-0.8",),
+    )
+    assert json.loads(plan.suggestions) == [
+        {"student_id": str(student), "confidence_score": confidence, "match_reasons": [reason]}
+        for student, confidence, reason in (
+            (S2, 0.8, "reason-0.8"),
+            (S1, 0.6, "reason-0.6"),
+            (S3, 0.6, "reason-0.6"),
+        )
+    ]

@@ -4,10 +4,8 @@ decisions, the API schemas and the events, so none of those imports another for 
 from __future__ import annotations
 
 import enum
-import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 
@@ -49,29 +47,13 @@ class RankedSuggestion(NamedTuple):
     """One valid suggestion of an essay's author as stored (``suggestions`` column), ranked by
     confidence (highest first), ties by the lowest student id. A named tuple: immutable, and
     built for every suggestion of every ingested essay at a fraction of a frozen dataclass's
-    cost (whose ``__init__`` sets each field through ``object.__setattr__``)."""
+    cost (whose ``__init__`` sets each field through ``object.__setattr__``). Stored as
+    ``[{student_id, confidence_score, match_reasons}, ...]`` (written at ingestion by
+    :mod:`.selection`)."""
 
     student_id: uuid.UUID
     confidence_score: float
     match_reasons: tuple[str, ...]
-
-    @staticmethod
-    def all_to_json(suggestions: Sequence[RankedSuggestion]) -> str:
-        """The stored form (the ``suggestions`` jsonb column): ``[{student_id,
-        confidence_score, match_reasons}, ...]``. Written out directly: it runs for every
-        ingested essay, and ``json.dumps`` of the equivalent dicts cost ten times as much."""
-        if not suggestions:
-            return "[]"
-        return (
-            "["
-            + ",".join(
-                f'{{"student_id":"{_id_text(s.student_id.int)}",'
-                f'"confidence_score":{s.confidence_score!r},'
-                f'"match_reasons":{_reasons_json(s.match_reasons)}}}'
-                for s in suggestions
-            )
-            + "]"
-        )
 
     @classmethod
     def all_from_json(cls, items: Iterable[Mapping[str, Any]]) -> tuple[RankedSuggestion, ...]:
@@ -83,16 +65,3 @@ class RankedSuggestion(NamedTuple):
             )
             for item in items
         )
-
-
-@lru_cache(maxsize=65536)
-def _id_text(value: int) -> str:
-    # The same students recur across a class's essays, and str(UUID) costs ~1 us; keyed by the
-    # integer, whose hash is native (UUID.__hash__ is Python code).
-    return str(uuid.UUID(int=value))
-
-
-@lru_cache(maxsize=4096)
-def _reasons_json(reasons: tuple[str, ...]) -> str:
-    # Few distinct reason lists recur across essays: encode each once.
-    return json.dumps(list(reasons))

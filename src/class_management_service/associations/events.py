@@ -10,9 +10,10 @@ the consumer dead-letters it instead of retrying it forever.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from class_management_service.courses.domain import CourseCode
 from class_management_service.messaging import topics
@@ -37,10 +38,22 @@ class _Tolerant(BaseModel):
 # hot path (they are still parsed, so the JSON stays checked).
 
 
-class StudentMatchSuggestion(_Tolerant):
+@with_config(ConfigDict(extra="ignore"))
+class StudentMatchSuggestion(TypedDict):
+    """A typed dict rather than a model: an event carries ~90 of them, and pydantic builds a
+    dict several times faster than a model (its ``__dict__`` and fields-set), and frees it
+    faster (measured: a third of decoding and freeing an event). Read ``match_reasons``
+    through :func:`match_reasons`, which supplies its default."""
+
     student_id: uuid.UUID
-    confidence_score: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
-    match_reasons: list[str] = Field(default_factory=list)
+    confidence_score: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+    # A tuple: the ranking keeps it as it is, and the collector stops tracking a tuple of strs.
+    match_reasons: NotRequired[tuple[str, ...]]
+
+
+def match_reasons(suggestion: StudentMatchSuggestion) -> tuple[str, ...]:
+    """Why the producer suggested this student (nothing, when it did not say)."""
+    return suggestion.get("match_reasons", ())
 
 
 class EssayMatchResult(_Tolerant):

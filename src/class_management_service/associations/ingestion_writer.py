@@ -229,8 +229,9 @@ async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -
     batch_ids = sorted({candidate.batch_id for candidate in candidates})
     for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
         state.batch_classes.setdefault(batch_id, set()).add(class_id)
-    # Unsorted: a lookup, not a lock order (and UUID comparisons are Python code).
-    essay_ids = list({row.essay_id for candidate in candidates for row in candidate.rows})
+    # Unsorted and not deduplicated: a lookup, not a lock order, and an essay listed twice
+    # (rare) costs PostgreSQL less than hashing every id here (UUID.__hash__ is Python code).
+    essay_ids = [row.essay_id for candidate in candidates for row in candidate.rows]
     found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
     for essay_id, batch_id in found:
         if essay_id is None:
@@ -267,10 +268,9 @@ def _columns(
         "match_reasons": [reasons_json[row.match_reasons] for row in rows],
         "suggestions": [row.suggestions for row in rows],
         "filenames": [row.filename for row in rows],
-        "statuses": [row.status.value for row in rows],
-        "validation_methods": [
-            row.validation_method.value if row.validation_method else None for row in rows
-        ],
+        # The enums are strs: asyncpg encodes their values (``.value`` is a Python property).
+        "statuses": [row.status for row in rows],
+        "validation_methods": [row.validation_method for row in rows],
         "trace_contexts": traces,
         "batch_ids": [origin.batch_id for origin in origins],
         "class_ids": [origin.class_id for origin in origins],

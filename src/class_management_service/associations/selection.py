@@ -20,8 +20,11 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterable, Set
+from collections.abc import Container, Iterable, Sequence, Set
+from functools import lru_cache
+from operator import itemgetter
 from typing import NamedTuple
 
 from class_management_service.associations.auto_confirm import AutoConfirmPolicy
@@ -33,6 +36,7 @@ from class_management_service.associations.domain import (
 from class_management_service.associations.events import (
     BatchAuthorMatchesSuggestedV1,
     StudentMatchSuggestion,
+    match_reasons,
 )
 
 
@@ -60,26 +64,71 @@ class PlannedAssociation(NamedTuple):
     validation_method: ValidationMethod | None = None
 
 
-def _rank(suggestion: StudentMatchSuggestion) -> tuple[float, int]:
-    return (-suggestion.confidence_score, suggestion.student_id.int)
+def _ranked(
+    suggestions: Iterable[StudentMatchSuggestion], members: Container[int]
+) -> list[tuple[float, int, StudentMatchSuggestion]]:
+    """(-confidence, student id's integer, suggestion) of the valid suggestions, one per
+    student, best first. Plain tuples on integer keys: this runs for every ingested essay, and
+    ``UUID.__hash__``, ``UUID.__eq__`` and a key function per item are Python calls."""
+    valid = [(-s["confidence_score"], s["student_id"].int, s) for s in suggestions]
+    valid = [item for item in valid if item[1] in members]
+    if len(valid) > 1:
+        # Never compares the suggestions themselves: equal (confidence, student) pairs are
+        # the same student twice, and the first of them is kept.
+        valid.sort(key=_RANK_KEY)
+        if len({item[1] for item in valid}) < len(valid):
+            seen: set[int] = set()
+            unique = []
+            for item in valid:  # the first of a student in rank order: its highest confidence
+                if item[1] not in seen:
+                    seen.add(item[1])
+                    unique.append(item)
+            valid = unique
+    return valid
+
+
+_RANK_KEY = itemgetter(0, 1)
+
+
+def _ranking_json(ranked: Sequence[tuple[float, int, StudentMatchSuggestion]]) -> str:
+    """The stored ranking (the ``suggestions`` jsonb column, read back by
+    :meth:`RankedSuggestion.all_from_json`): ``[{student_id, confidence_score,
+    match_reasons}, ...]``. Written out directly: it runs for every ingested essay, and
+    ``json.dumps`` of the equivalent dicts costs several times as much."""
+    return (
+        "["
+        + ",".join(
+            [
+                f"{_student_prefix(key)}{-negated!r},"
+                f'"match_reasons":{_reasons_json(match_reasons(s))}}}'
+                for negated, key, s in ranked
+            ]
+        )
+        + "]"
+    )
+
+
+@lru_cache(maxsize=65536)
+def _student_prefix(key: int) -> str:
+    # The same students recur across a class's essays, and str(UUID) costs ~1 us; keyed by the
+    # integer, whose hash is native (UUID.__hash__ is Python code).
+    return f'{{"student_id":"{uuid.UUID(int=key)}","confidence_score":'
+
+
+@lru_cache(maxsize=4096)
+def _reasons_json(reasons: tuple[str, ...]) -> str:
+    # Few distinct reason lists recur across essays: encode each once.
+    return json.dumps(list(reasons))
 
 
 def rank_suggestions(
     suggestions: Iterable[StudentMatchSuggestion], class_members: Set[uuid.UUID]
 ) -> list[RankedSuggestion]:
     """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
-    valid = [s for s in suggestions if s.student_id in class_members]
-    valid.sort(key=_rank)
-    ranked: list[RankedSuggestion] = []
-    # Integer keys: UUID.__hash__ is Python code, an int's hash is native.
-    seen: set[int] = set()
-    for s in valid:
-        key = s.student_id.int
-        if key in seen:  # suggested twice: the first in rank order has the higher confidence
-            continue
-        seen.add(key)
-        ranked.append(RankedSuggestion(s.student_id, s.confidence_score, tuple(s.match_reasons)))
-    return ranked
+    return [
+        RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
+        for _, _, s in _ranked(suggestions, {member.int for member in class_members})
+    ]
 
 
 def best_suggestion(
@@ -97,7 +146,7 @@ def plan_associations(
     auto_confirm: AutoConfirmPolicy | None = None,
 ) -> list[PlannedAssociation]:
     """One planned row per distinct essay of the event, in the event's essay order."""
-    # By the essay id's integer (see rank_suggestions): (essay id, filename, suggestions).
+    # By the essay id's integer (see _ranked): (essay id, filename, suggestions).
     essays: dict[int, tuple[uuid.UUID, str | None, list[StudentMatchSuggestion]]] = {}
     for result in payload.match_results:
         entry = essays.get(result.essay_id.int)
@@ -110,30 +159,49 @@ def plan_associations(
         else:
             entry[2].extend(result.suggestions)
 
+    # The row names the class member's own id object, not the one decoded with each suggestion:
+    # the decoded ids are freed with the event instead of living on in the plan (which the
+    # collector walks), and asyncpg encodes its own UUIDs (the roster's) natively.
+    members = {member.int: member for member in class_members}
+    batch_id, class_id = payload.batch_id, payload.class_id
     planned: list[PlannedAssociation] = []
     for essay_id, filename, candidates in essays.values():
-        ranked = rank_suggestions(candidates, class_members)
-        best = ranked[0] if ranked else None
-        automatic = auto_confirm is not None and auto_confirm.confirms(ranked)
-        if automatic:
-            status = AssociationStatus.CONFIRMED
-        elif best is not None:
-            status = AssociationStatus.PENDING_VALIDATION
-        else:
-            status = AssociationStatus.NO_MATCH
+        ranked = _ranked(candidates, members)
+        if not ranked:
+            planned.append(
+                PlannedAssociation(
+                    essay_id,
+                    batch_id,
+                    class_id,
+                    None,
+                    None,
+                    (),
+                    filename,
+                    AssociationStatus.NO_MATCH,
+                    event_id,
+                )
+            )
+            continue
+        _, best_student, best = ranked[0]
+        automatic = auto_confirm is not None and auto_confirm.confirms(
+            [
+                RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
+                for _, _, s in ranked
+            ]
+        )
         planned.append(
             PlannedAssociation(
-                essay_id=essay_id,
-                batch_id=payload.batch_id,
-                class_id=payload.class_id,
-                student_id=best.student_id if best else None,
-                confidence_score=best.confidence_score if best else None,
-                match_reasons=best.match_reasons if best else (),
-                filename=filename,
-                status=status,
-                source_event_id=event_id,
-                suggestions=RankedSuggestion.all_to_json(ranked),
-                validation_method=ValidationMethod.AUTO if automatic else None,
+                essay_id,
+                batch_id,
+                class_id,
+                members[best_student],
+                best["confidence_score"],
+                match_reasons(best),
+                filename,
+                AssociationStatus.CONFIRMED if automatic else AssociationStatus.PENDING_VALIDATION,
+                event_id,
+                _ranking_json(ranked),
+                ValidationMethod.AUTO if automatic else None,
             )
         )
     return planned

@@ -32,7 +32,7 @@ from class_management_service.bootstrap import (
     consumer_worker,
 )
 from class_management_service.container import Container
-from class_management_service.idempotency import COMPLETED, IdempotencyCache
+from class_management_service.idempotency import COMPLETED, IN_FLIGHT, IdempotencyCache
 from class_management_service.messaging import topics
 from class_management_service.messaging.batch import BatchOutcome, Inbound, Record
 from class_management_service.messaging.consumer import KafkaBatchConsumer
@@ -538,18 +538,22 @@ async def test_redis_fast_path_degrades_quickly_and_logs_once(
     assert await healthy.claim({done, fresh}) == set()
     await healthy.mark_completed({done})
     assert await healthy.claim({done, fresh}) == {done}
+    assert await healthy_client.get(healthy.key(fresh)) == IN_FLIGHT
+    assert 0 < await healthy_client.ttl(healthy.key(fresh)) <= 60
+    assert 60 < await healthy_client.ttl(healthy.key(done)) <= 600
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(-1)
 
     class CountingRedis(Redis):
-        """Counts the round trips the cache attempts."""
+        """Counts the commands (round trips) the cache attempts."""
 
         attempts = 0
 
-        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        async def execute_command(self, *args: Any, **options: Any) -> Any:
             self.attempts += 1
-            return super().pipeline(transaction=transaction, shard_hint=shard_hint)
+            # redis-py leaves execute_command untyped.
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
 
     blackhole = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = blackhole.sockets[0].getsockname()[1]
