@@ -99,8 +99,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
     # the file imports the app (~0.8 s), not after. Not when a -m or -k expression may
     # deselect it, nor for a mere listing.
     options = parent.config.option
-    selected = not (options.markexpr or options.keyword or options.collectonly)
-    if selected and file_path.is_relative_to(_POSTGRES_TESTS) and file_path.name[:5] == "test_":
+    if options.markexpr or options.keyword or options.collectonly:
+        return
+    if file_path.is_relative_to(_POSTGRES_TESTS) and file_path.name.startswith("test_"):
         _template(parent.config)
 
 

@@ -132,7 +132,7 @@ class SessionInfra:
         try:  # raises (with the server's log tail) if it did not come up; asked again, retried
             server = self.start_soon(name).result()
         finally:
-            del self._starting[name]
+            self._starting.pop(name, None)
         self._servers[name] = server
         if isinstance(server, ExternalServer):
             self.log(f"local-infra: using external {name} at {server.url} ({server.env_var})")
