@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,54 +89,21 @@ def postgres_admin_url(postgres_server: Any) -> str:
     return url
 
 
-_TEMPLATE = pytest.StashKey["Future[tuple[str, list[str]]]"]()
-_POSTGRES_TESTS = Path(__file__).parent / "postgres"
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
-    # A file of tests/postgres will ask for the server and the template: both are made while
-    # the file imports the app (~0.8 s), not after. Not when a -m or -k expression may
-    # deselect it, nor for a mere listing.
-    options = parent.config.option
-    if options.markexpr or options.keyword or options.collectonly:
-        return
-    if file_path.is_relative_to(_POSTGRES_TESTS) and file_path.name.startswith("test_"):
-        _template(parent.config)
-
-
-def _template(config: pytest.Config) -> Future[tuple[str, list[str]]]:
-    """The template database with the migrated schema, made once per session in the
-    background, and the databases made alongside it for the first tests (none when the schema
-    had to be migrated)."""
-    if _TEMPLATE not in config.stash:
-        # Here, not at the top: pytest must import the plugin first to rewrite its asserts.
-        from local_infra.pytest_plugin import session_infra
-        from tests.databases import create_template  # its imports stay on the caller's thread
-
-        infra = session_infra(config)
-        starting = infra.start_soon("postgres")
-
-        def create() -> tuple[str, list[str]]:
-            server: Any = starting.result()
-            ready = create_template(
-                server.url_for("postgres"),
-                server.url_for(TEMPLATE_DATABASE),
-                infra.root / "cache",
-                server.url_for(FIRST_DATABASE),
-            )
-            return TEMPLATE_DATABASE, [FIRST_DATABASE] if ready else []
-
-        pool = ThreadPoolExecutor(1, thread_name_prefix="template")
-        config.stash[_TEMPLATE] = pool.submit(create)
-        pool.shutdown(wait=False)
-    return config.stash[_TEMPLATE]
-
-
 @pytest.fixture(scope="session")
 def template_databases(
-    request: pytest.FixtureRequest, postgres_server: Any
+    postgres_server: Any, postgres_admin_url: str, local_infra_root: Path
 ) -> tuple[str, list[str]]:
-    return _template(request.config).result()
+    """The template database with the migrated schema, made once per session, and the databases
+    made alongside it for the first tests (none when the schema had to be migrated)."""
+    from tests.databases import create_template
+
+    ready = create_template(
+        postgres_admin_url,
+        postgres_server.url_for(TEMPLATE_DATABASE),
+        local_infra_root / "cache",
+        postgres_server.url_for(FIRST_DATABASE),
+    )
+    return TEMPLATE_DATABASE, [FIRST_DATABASE] if ready else []
 
 
 @pytest.fixture(scope="session")

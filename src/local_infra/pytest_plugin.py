@@ -57,33 +57,14 @@ def local_infra_root() -> Path:
     return infra_root()
 
 
-_SESSION = pytest.StashKey[SessionInfra]()
-
-
-def session_infra(config: pytest.Config) -> SessionInfra:
-    """This run's servers, made on first use: by a fixture, or by a conftest starting a server
-    while the tests that need it are still being collected (``SessionInfra.start_soon``)."""
-    if _SESSION not in config.stash:
-        root = infra_root()
-        config.stash[_SESSION] = SessionInfra(root, _announcer(config, root))
-    return config.stash[_SESSION]
-
-
 @pytest.fixture(scope="session")
-def local_infra_session(request: pytest.FixtureRequest) -> Iterator[SessionInfra]:
+def local_infra_session(
+    request: pytest.FixtureRequest, local_infra_root: Path
+) -> Iterator[SessionInfra]:
     """This session's servers; its ``.directory`` is a scratch dir removed at the end."""
-    infra = session_infra(request.config)
+    infra = SessionInfra(local_infra_root, _announcer(request.config, local_infra_root))
     yield infra
     infra.close()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    # Servers started during collection for tests that never ran (deselected, or collection
-    # failed), so that no fixture closed them.
-    infra = session.config.stash.get(_SESSION, None)
-    if infra is not None:
-        infra.close()
 
 
 @pytest.fixture(scope="session")

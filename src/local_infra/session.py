@@ -16,10 +16,9 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from local_infra.external import ExternalServer, external_from_env
+from local_infra.external import external_from_env
 from local_infra.factory import new_local_server
 from local_infra.install import ensure_installed, stderr_log
 from local_infra.paths import scratch_root
@@ -75,12 +74,6 @@ def _remove_in_background(directory: Path) -> None:
     )
 
 
-def _done(server: Server) -> Future[Server]:
-    done: Future[Server] = Future()
-    done.set_result(server)
-    return done
-
-
 @contextlib.contextmanager
 def _try_lock(path: Path) -> Iterator[bool]:
     """Yields True if the lock could be taken (or the file does not exist)."""
@@ -110,7 +103,6 @@ class SessionInfra:
         self._directory: Path | None = None
         self._lock_fd: int | None = None
         self._servers: dict[str, Server] = {}
-        self._starting: dict[str, Future[Server]] = {}  # started, not yet asked for
 
     @property
     def directory(self) -> Path:
@@ -129,51 +121,23 @@ class SessionInfra:
         """The session's server ``name``, started now if this is the first request."""
         if name in self._servers:
             return self._servers[name]
-        try:  # raises (with the server's log tail) if it did not come up; asked again, retried
-            server = self.start_soon(name).result()
-        finally:
-            self._starting.pop(name, None)
-        self._servers[name] = server
-        if isinstance(server, ExternalServer):
-            self.log(f"local-infra: using external {name} at {server.url} ({server.env_var})")
-        elif isinstance(server, LocalServer):
-            self.log(
-                f"local-infra: started {name} on {server.host}:{server.port} in "
-                f"{server.last_start_seconds or 0:.2f} s (pid {server.pid})"
-            )
-        return server
-
-    def start_soon(self, name: str) -> Future[Server]:
-        """Start the server ``name`` in a background thread unless it is up or on its way (e.g.
-        while the tests that will ask for it are still being imported); the future gives it
-        once it is up. Only ``server(name)`` logs: the log may write to the terminal, which
-        pytest captures on the main thread."""
-        if name in self._servers:
-            return _done(self._servers[name])
-        if name not in self._starting:
-            external = external_from_env(name)
-            self._starting[name] = _done(external) if external else self._start(name)
-        return self._starting[name]
-
-    def _start(self, name: str) -> Future[Server]:
+        external = external_from_env(name)
+        if external is not None:
+            self.log(f"local-infra: using external {name} at {external.url} ({external.env_var})")
+            self._servers[name] = external
+            return external
         ensure_installed([name], root=self.root, log=self.log)
         server = new_local_server(name, self.directory / name, cache_dir=self.root / "cache")
-
-        def start() -> Server:
-            server.start()
-            return server
-
-        pool = ThreadPoolExecutor(1, thread_name_prefix=f"start-{name}")
-        started = pool.submit(start)
-        pool.shutdown(wait=False)
-        return started
+        server.start()  # raises (with the server's log tail) if it does not come up
+        self._servers[name] = server
+        self.log(
+            f"local-infra: started {name} on {server.host}:{server.port} in "
+            f"{server.last_start_seconds or 0:.2f} s (pid {server.pid})"
+        )
+        return server
 
     def close(self) -> None:
         """Stop every local server (newest first) and remove the run directory."""
-        for name, starting in self._starting.items():
-            with contextlib.suppress(Exception):  # one that failed to start is not running
-                self._servers.setdefault(name, starting.result())
-        self._starting.clear()
         try:
             for name, server in reversed(list(self._servers.items())):
                 if not isinstance(server, LocalServer):  # external: not ours to stop
