@@ -4,7 +4,8 @@
 ``<root>/cache/pg-initdb-<major>``, and every new cluster is a copy of it. Copying ~1000 small
 files can itself be slow (0.6-0.9 s on some filesystems, e.g. under /work in CI sandboxes), so a
 copy is also prepared in the background after each use: ready-made "spare" clusters in
-``<root>/cache/pg-spare-<major>/`` that the next server takes with a single rename.
+``<scratch>/cache/pg-spare-<major>/`` that the next server takes with a single rename (on the
+filesystem of the test runs, ``paths.scratch_root``; a server elsewhere gets a copy).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from functools import cache
 from pathlib import Path
 
+from local_infra.paths import scratch_root
 from local_infra.process import ServerStartError
 
 USER = "cms"  # superuser created by initdb; trust auth, so no password
@@ -158,7 +160,9 @@ def _own_cached_clusters(template: Path) -> None:
 
 
 def _spares_dir(template: Path) -> Path:
-    return template.with_name(template.name.replace("pg-initdb-", "pg-spare-"))
+    # The template is <root>/cache/pg-initdb-<major>.
+    cache = scratch_root(template.parent.parent) / template.parent.name
+    return cache / template.name.replace("pg-initdb-", "pg-spare-")
 
 
 def _take_spare(spares: Path, target: Path) -> bool:
@@ -182,7 +186,7 @@ def _replenish_spares(template: Path, spares: Path) -> None:
     In-progress copies are named ``.<unix time>-<random>`` and renamed when complete, so a
     half-copied cluster is never taken; ones left behind by an interrupted copy are removed.
     """
-    spares.mkdir(exist_ok=True)
+    spares.mkdir(parents=True, exist_ok=True)
     pending = 0
     for entry in spares.iterdir():
         if not entry.name.startswith("."):

@@ -1,4 +1,5 @@
-"""The ephemeral servers of one test session, under ``<root>/test-runs/<pid>-<random>/``.
+"""The ephemeral servers of one test session, under ``<scratch>/test-runs/<pid>-<random>/``
+(``paths.scratch_root``: in shared memory where there is some).
 
 While the session lives it holds an exclusive ``flock`` on ``owner.lock`` in its directory.
 A later session that can take that lock knows the owner is gone (crashed, SIGKILLed) and
@@ -20,6 +21,7 @@ from pathlib import Path
 from local_infra.external import external_from_env
 from local_infra.factory import new_local_server
 from local_infra.install import ensure_installed, stderr_log
+from local_infra.paths import scratch_root
 from local_infra.process import ManagedProcess
 from local_infra.server import LocalServer, Server
 
@@ -96,7 +98,7 @@ class SessionInfra:
 
     def __init__(self, root: Path, log: Log = stderr_log) -> None:
         self.root = root
-        self.runs_dir = root / "test-runs"
+        self.runs_dir = scratch_root(root) / "test-runs"
         self.log = log
         self._directory: Path | None = None
         self._lock_fd: int | None = None

@@ -19,6 +19,7 @@ from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
 from local_infra.dev import DEV_DATABASE
 from local_infra.external import ENV_VARS, ExternalServer
+from local_infra.paths import scratch_root
 from local_infra.postgres import PostgresServer
 from local_infra.process import ManagedProcess
 from local_infra.server import DatabaseServer, LocalServer, Server
@@ -221,6 +222,20 @@ async def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
         every=0.01,
         what="the orphaned server to exit",
     )
+
+
+def test_scratch_is_in_shared_memory_once(local_infra_root: Path) -> None:
+    """Test runs go to memory (cheap to create and delete files in), to the same directory for
+    the same root; a root already in memory keeps them."""
+    scratch = scratch_root(local_infra_root)
+    shared = Path("/dev/shm")  # noqa: S108 - only looked at
+    if not shared.is_dir():
+        assert scratch == local_infra_root
+        return
+    assert scratch.stat().st_dev == shared.stat().st_dev
+    assert scratch_root(scratch) == scratch
+    assert scratch_root(local_infra_root) == scratch
+    assert scratch.name.startswith("local-infra-")
 
 
 def test_external_server_from_url() -> None:
