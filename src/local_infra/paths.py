@@ -22,6 +22,7 @@ from pathlib import Path
 HOME_ENV_VAR = "LOCAL_INFRA_HOME"
 _PACKAGE_REPO_ROOT = Path(__file__).resolve().parents[2]
 _SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - the directory is checked to be ours
+_SCRATCH_MIN_FREE_BYTES = 4 << 30
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -55,7 +56,7 @@ def infra_root() -> Path:
 
 def scratch_root(root: Path) -> Path:
     """Where the throwaway data of ``root`` goes: ``/dev/shm/local-infra-<digest of root>`` if
-    that filesystem exists and ``root`` is not on it already, else ``root`` itself.
+    that filesystem exists with 4 GiB free and ``root`` is not on it already, else ``root``.
 
     A test session creates and deletes thousands of small files (a PostgreSQL cluster is ~1000,
     each database ~300). On an ext4 without a journal every new inode skips, one block read each,
@@ -68,6 +69,11 @@ def scratch_root(root: Path) -> Path:
     except OSError:
         return root
     if not os.access(_SHARED_MEMORY, os.W_OK) or root.stat().st_dev == shared.st_dev:
+        return root
+    # A container's /dev/shm is often 64 MiB: a run (clusters, a million-row table, broker logs)
+    # would fill it and fail, so it is used only with room to spare.
+    free = os.statvfs(_SHARED_MEMORY)
+    if free.f_bavail * free.f_frsize < _SCRATCH_MIN_FREE_BYTES:
         return root
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
     scratch = _SHARED_MEMORY / f"local-infra-{digest}"

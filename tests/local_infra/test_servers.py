@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,11 +13,13 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 
 from class_management_service.db import asyncpg_dsn
 from class_management_service.migrations import runner
+from local_infra import paths
 from local_infra.dev import DEV_DATABASE
 from local_infra.external import ENV_VARS, ExternalServer
 from local_infra.paths import scratch_root
@@ -224,14 +227,19 @@ async def test_orphaned_test_runs_are_cleaned_up(tmp_path: Path) -> None:
     )
 
 
-def test_scratch_is_in_shared_memory_once(local_infra_root: Path) -> None:
+def test_scratch_is_in_shared_memory_once(
+    local_infra_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Test runs go to memory (cheap to create and delete files in), to the same directory for
-    the same root; a root already in memory keeps them."""
+    the same root; a root already in memory keeps them; a small /dev/shm is not used."""
     scratch = scratch_root(local_infra_root)
     shared = Path("/dev/shm")  # noqa: S108 - only looked at
-    if not shared.is_dir():
+    if not shared.is_dir() or shutil.disk_usage(shared).free < paths._SCRATCH_MIN_FREE_BYTES:
         assert scratch == local_infra_root
         return
+    with monkeypatch.context() as small:
+        small.setattr(paths, "_SCRATCH_MIN_FREE_BYTES", shutil.disk_usage(shared).total + 1)
+        assert scratch_root(local_infra_root) == local_infra_root
     assert scratch.stat().st_dev == shared.stat().st_dev
     assert scratch_root(scratch) == scratch
     assert scratch_root(local_infra_root) == scratch
