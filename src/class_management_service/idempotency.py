@@ -68,7 +68,6 @@ class IdempotencyCache:
         retry_after_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._redis = redis
         self._claim = None if redis is None else redis.register_script(_CLAIM)
         self._mark = None if redis is None else redis.register_script(_MARK)
         self._in_flight_ttl = in_flight_ttl_seconds
@@ -83,7 +82,7 @@ class IdempotencyCache:
     @property
     def available(self) -> bool:
         """False while Redis is considered down (calls are skipped until the retry time)."""
-        return self._redis is not None and self._clock() >= self._down_until
+        return self._claim is not None and self._clock() >= self._down_until
 
     def key(self, event_id: uuid.UUID) -> str:
         return f"{self._namespace}:{event_id}"

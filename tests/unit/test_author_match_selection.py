@@ -26,8 +26,11 @@ OUTSIDER = uuid.UUID(int=99)
 MEMBERS = frozenset({S1, S2, S3})
 
 
+_SUGGESTION = TypeAdapter(StudentMatchSuggestion)
+
+
 def suggestion(student: uuid.UUID, confidence: float, *reasons: str) -> StudentMatchSuggestion:
-    return TypeAdapter(StudentMatchSuggestion).validate_python(
+    return _SUGGESTION.validate_python(
         {"student_id": student, "confidence_score": confidence, "match_reasons": list(reasons)}
     )
 

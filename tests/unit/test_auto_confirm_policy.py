@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from class_management_service.associations.auto_confirm import AutoConfirmPolicy
-from class_management_service.associations.domain import RankedSuggestion
 from class_management_service.settings import Settings
 
 POLICY = AutoConfirmPolicy(min_confidence=0.9, min_margin=0.3)
-
-
-def ranked(*confidences: float) -> list[RankedSuggestion]:
-    return [RankedSuggestion(uuid.uuid4(), c, ()) for c in confidences]
 
 
 @pytest.mark.parametrize(
@@ -30,7 +23,7 @@ def ranked(*confidences: float) -> list[RankedSuggestion]:
     ],
 )
 def test_policy(confidences: tuple[float, ...], confirms: bool) -> None:
-    assert POLICY.confirms(ranked(*confidences)) is confirms
+    assert POLICY.confirms(confidences) is confirms
 
 
 def test_off_unless_both_settings_are_set() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from class_management_service.associations.domain import RankedSuggestion
 from class_management_service.settings import Settings
 
 # Confidences are decimals sent as binary floats: 0.7 - 0.4 is 0.29999999999999993, which must
@@ -37,13 +36,14 @@ class AutoConfirmPolicy:
             )
         return cls(confidence, margin)
 
-    def confirms(self, ranked: Sequence[RankedSuggestion]) -> bool:
-        """True when the best suggestion is certain enough and far enough ahead of the second
-        best (with no second, the margin is the best confidence itself)."""
-        if not ranked:
+    def confirms(self, confidences: Sequence[float]) -> bool:
+        """True when the best of an essay's ranked confidences (best first) is certain enough
+        and far enough ahead of the second best (with no second, the margin is the best
+        confidence itself)."""
+        if not confidences:
             return False
-        best = ranked[0].confidence_score
-        second = ranked[1].confidence_score if len(ranked) > 1 else 0.0
+        best = confidences[0]
+        second = confidences[1] if len(confidences) > 1 else 0.0
         return best >= self.min_confidence and (
             round(best - second, _MARGIN_DECIMALS) >= self.min_margin
         )

@@ -46,7 +46,7 @@ SYSTEM_ACTOR = "system"
 class RankedSuggestion(NamedTuple):
     """One valid suggestion of an essay's author as stored (``suggestions`` column), ranked by
     confidence (highest first), ties by the lowest student id. A named tuple: immutable, and
-    built for every suggestion of every ingested essay at a fraction of a frozen dataclass's
+    read back for every alternative a listing shows at a fraction of a frozen dataclass's
     cost (whose ``__init__`` sets each field through ``object.__setattr__``). Stored as
     ``[{student_id, confidence_score, match_reasons}, ...]`` (written at ingestion by
     :mod:`.selection`)."""

@@ -58,7 +58,7 @@ class PlannedAssociation(NamedTuple):
     status: AssociationStatus
     source_event_id: uuid.UUID
     #: Every valid suggestion, best first (the first is the chosen one, if any), as the
-    #: ``suggestions`` column's JSON (:meth:`RankedSuggestion.all_to_json`).
+    #: ``suggestions`` column's JSON (:func:`_ranking_json`).
     suggestions: str = "[]"
     #: ``auto`` when the auto-confirm policy decided the essay, else None (undecided).
     validation_method: ValidationMethod | None = None
@@ -163,42 +163,31 @@ def plan_associations(
     # the decoded ids are freed with the event instead of living on in the plan (which the
     # collector walks), and asyncpg encodes its own UUIDs (the roster's) natively.
     members = {member.int: member for member in class_members}
-    batch_id, class_id = payload.batch_id, payload.class_id
     planned: list[PlannedAssociation] = []
     for essay_id, filename, candidates in essays.values():
         ranked = _ranked(candidates, members)
-        if not ranked:
-            planned.append(
-                PlannedAssociation(
-                    essay_id,
-                    batch_id,
-                    class_id,
-                    None,
-                    None,
-                    (),
-                    filename,
-                    AssociationStatus.NO_MATCH,
-                    event_id,
-                )
-            )
-            continue
-        _, best_student, best = ranked[0]
+        best = ranked[0][2] if ranked else None
         automatic = auto_confirm is not None and auto_confirm.confirms(
-            [
-                RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
-                for _, _, s in ranked
-            ]
+            [-negated for negated, _, _ in ranked[:2]]
         )
+        if automatic:
+            status = AssociationStatus.CONFIRMED
+        elif best is not None:
+            status = AssociationStatus.PENDING_VALIDATION
+        else:
+            status = AssociationStatus.NO_MATCH
+        # Positional, in the fields' order: keyword arguments cost a named tuple twice as much,
+        # ~10 ms per 1,000 events (30,000 essays).
         planned.append(
             PlannedAssociation(
                 essay_id,
-                batch_id,
-                class_id,
-                members[best_student],
-                best["confidence_score"],
-                match_reasons(best),
+                payload.batch_id,
+                payload.class_id,
+                members[ranked[0][1]] if ranked else None,
+                best["confidence_score"] if best else None,
+                match_reasons(best) if best else (),
                 filename,
-                AssociationStatus.CONFIRMED if automatic else AssociationStatus.PENDING_VALIDATION,
+                status,
                 event_id,
                 _ranking_json(ranked),
                 ValidationMethod.AUTO if automatic else None,
