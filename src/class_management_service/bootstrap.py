@@ -233,6 +233,7 @@ def build_app(settings: Settings) -> FastAPI:
         RequestContextMiddleware,
         metrics=container.metrics.http,
         max_body_bytes=settings.max_request_body_bytes,
+        body_timeout_seconds=settings.request_body_timeout_seconds,
         access_log=settings.access_log,
     )
     # The routers' own routes are added, not the routers through include_router: FastAPI keeps an

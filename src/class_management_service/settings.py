@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     run_retention: bool = True
 
     max_request_body_bytes: int = 5 * 1024 * 1024
+    # The time a request's body may take to arrive whole (408 after): 5 MiB in 30 s is a client
+    # below ~1.4 Mbit/s; a roster upload is kilobytes.
+    request_body_timeout_seconds: float = 30.0
     # The request line and headers (431 beyond) and the time they may take to arrive (408 after;
     # slowloris). The limit fits the longest head a schema-valid request has: class-info's
     # 20,000-character batch_ids percent-encoded (up to 12 bytes a character), plus headers.

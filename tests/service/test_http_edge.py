@@ -1,6 +1,6 @@
-"""The HTTP edge of the real service process: request-head size limit (431), head deadline
-(slowloris: 408, connections closed by the server), and the contract's error body for bytes that
-are not HTTP. Raw sockets, because an HTTP client refuses to send most of this."""
+"""The HTTP edge of the real service process: request-head size limit (431), head and body
+deadlines (slowloris: 408, connections closed by the server), and the contract's error body for
+bytes that are not HTTP. Raw sockets, because an HTTP client refuses to send most of this."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ from tests.waiting import wait_for
 
 MiB = 1024 * 1024
 HEAD_LIMIT = 256 * 1024  # the default max_request_head_bytes
-# Short, so the slowloris test sees the deadline pass; the others keep the default (10 s), which
-# is also how long a refused client may go on sending before the server closes on it.
-SHORT_HEAD_TIMEOUT = 2.0
+# Short, so the slowloris test sees the deadlines pass; the others keep the defaults (head 10 s,
+# also how long a refused client may go on sending before the server closes on it; body 30 s).
+SHORT_TIMEOUT = 2.0
 HALF_HEADS = 500  # as many as the attack that held every one of them open
+HALF_BODIES = 100
 # Generous bound for conditions the service must reach (never a timing assertion).
 WITHIN = 30.0
 StartService = Callable[..., Awaitable[ServiceProcess]]
@@ -141,10 +142,13 @@ async def test_16_mib_of_headers_is_refused_431_without_holding_them(
     assert len(response.json()) == 500
 
 
-async def test_connections_that_never_finish_their_head_are_closed_by_the_server(
+async def test_requests_that_never_finish_arriving_are_answered_408_and_closed_by_the_server(
     start_service: StartService,
 ) -> None:
-    service = await start_service(request_head_timeout_seconds=str(SHORT_HEAD_TIMEOUT))
+    service = await start_service(
+        request_head_timeout_seconds=str(SHORT_TIMEOUT),
+        request_body_timeout_seconds=str(SHORT_TIMEOUT),
+    )
     sockets_before = _open_sockets(service.pid)
     connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
@@ -153,14 +157,26 @@ async def test_connections_that_never_finish_their_head_are_closed_by_the_server
             # At once, so each head has started long before its deadline passes.
             writer.write(b"GET /v1/classes/ HTTP/1.1\r\nHost: cms\r\nX-User-ID: tea")
             connections.append((reader, writer))
-        half_heads = list(connections)
+        for _ in range(HALF_BODIES):
+            reader, writer = await _connect(service)
+            # A whole head, then a tenth of the body it declares: the route waits for the rest.
+            writer.write(
+                b"POST /v1/classes/ HTTP/1.1\r\nHost: cms\r\nX-User-ID: teacher-a\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                b'{"name": "'
+            )
+            connections.append((reader, writer))
+        unfinished = list(connections)
         connections.append(await _connect(service))  # connects and sends nothing at all
-        await asyncio.gather(*(writer.drain() for _, writer in half_heads))
+        await asyncio.gather(*(writer.drain() for _, writer in unfinished))
 
-        answers = await asyncio.gather(*(_read_answer(reader) for reader, _ in half_heads))
+        answers = await asyncio.gather(*(_read_answer(reader) for reader, _ in unfinished))
         for status, headers, body in answers:
             assert status == 408
             _assert_contract_error(headers, body, "REQUEST_TIMEOUT")
+        for _, headers, body in answers[HALF_HEADS:]:
+            assert json.loads(body)["error"]["message"].startswith("The request body did not")
+            assert headers["connection"] == "close"
         assert await asyncio.wait_for(connections[-1][0].read(), WITHIN) == b""
 
         # Closed on the server's side too, while every client still holds its end open.

@@ -1,5 +1,10 @@
 """One pure-ASGI middleware for every request: correlation id, trace context, metrics, access
-log, body limit.
+log, body limit and body deadline.
+
+The body deadline ends the slowloris of the body: uvicorn waits for a declared body as long as
+its bytes trickle in (the head has its own deadline, ``http/server.py``). A body not received
+whole ``body_timeout_seconds`` after the route started reading it is answered 408 and the
+connection closed.
 
 Pure ASGI (not BaseHTTPMiddleware) because it sits on the hot path of every request. The access
 log line goes out at INFO only with the ``access_log`` setting (else DEBUG; 5xx always at
@@ -8,6 +13,7 @@ WARNING): formatting and writing it cost more than the rest of this middleware t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -30,8 +36,26 @@ _TRACE_HEADERS = tuple(name.encode() for name in sorted(TRACE_FIELDS))
 _TRACEPARENT = b"traceparent"
 
 
-class RequestTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """The request is answered with this error instead of whatever the app would answer."""
+
+    status: int
+    code: str
+    message: str
+    closes_connection: bool = False
+
+
+class RequestTooLarge(_Refused):
+    status, code, message = 413, "PAYLOAD_TOO_LARGE", "The request body is too large."
+
+
+class BodyTimedOut(_Refused):
+    # The rest of the body may never come, so the connection cannot carry another request.
+    status, code, closes_connection = 408, "REQUEST_TIMEOUT", True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.message = f"The request body did not arrive within {seconds:g} s."
 
 
 class RequestContextMiddleware:
@@ -41,11 +65,13 @@ class RequestContextMiddleware:
         *,
         metrics: HttpMetrics,
         max_body_bytes: int,
+        body_timeout_seconds: float,
         access_log: bool = False,
     ) -> None:
         self._app = app
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
+        self._body_timeout_seconds = body_timeout_seconds
         self._access_level = logging.INFO if access_log else logging.DEBUG
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,7 +94,7 @@ class RequestContextMiddleware:
             and declared_length.isdigit()
             and (int(declared_length) > self._max_body_bytes)
         ):
-            await self._reject_too_large(send, correlation_header)
+            await self._refuse(send, RequestTooLarge(), correlation_header)
             self._observe(scope, 413, started)
             return
 
@@ -87,27 +113,41 @@ class RequestContextMiddleware:
             else None
         )
         received = 0
-        too_large = False
+        refused: _Refused | None = None
+        # Armed by the first read, which a route that takes no body (every GET) never makes;
+        # reads after the body's last part (waiting for a disconnect) have no deadline.
+        body_deadline: float | None = None
+        body_complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, refused, body_deadline, body_complete
+            if body_complete:
+                return await receive()
+            if body_deadline is None:
+                body_deadline = asyncio.get_running_loop().time() + self._body_timeout_seconds
+            try:
+                async with asyncio.timeout_at(body_deadline):
+                    message = await receive()
+            except TimeoutError:
+                refused = BodyTimedOut(self._body_timeout_seconds)
+                raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self._max_body_bytes:
-                    too_large = True
-                    raise RequestTooLarge
+                    refused = RequestTooLarge()
+                    raise refused
+                body_complete = not message.get("more_body", False)
             return message
 
         async def send_with_context(message: Message) -> None:
             nonlocal status, response_started
-            if too_large:
+            if refused is not None:
                 # Reliability fix (tests/reliability/test_abuse_process.py): FastAPI turns any
-                # error while reading a JSON body, RequestTooLarge included, into its own 400
-                # "error parsing the body"; a chunked body over the limit must be a 413.
+                # error while reading a body, these included, into its own 400 "error parsing
+                # the body"; a chunked body over the limit must be a 413, a late one a 408.
                 if message["type"] == "http.response.start" and not response_started:
-                    response_started, status = True, 413
-                    await self._reject_too_large(send, correlation_header)
+                    response_started, status = True, refused.status
+                    await self._refuse(send, refused, correlation_header)
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -117,10 +157,10 @@ class RequestContextMiddleware:
 
         try:
             await self._app(scope, limited_receive, send_with_context)
-        except RequestTooLarge:
+        except _Refused as refusal:
             if not response_started:
-                await self._reject_too_large(send, correlation_header)
-            status = 413
+                await self._refuse(send, refusal, correlation_header)
+            status = refusal.status
         except Exception:
             # Last line of defence: log the trace for us, send the contract body to the client.
             logger.exception("unhandled error while serving %s", scope.get("path"))
@@ -134,15 +174,15 @@ class RequestContextMiddleware:
             if trace_token is not None:
                 detach_trace_context(trace_token)
 
-    async def _reject_too_large(self, send: Send, correlation_header: tuple[bytes, bytes]) -> None:
-        response = error_response(413, "PAYLOAD_TOO_LARGE", "The request body is too large.")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [*response.raw_headers, correlation_header],
-            }
-        )
+    @staticmethod
+    async def _refuse(
+        send: Send, refusal: _Refused, correlation_header: tuple[bytes, bytes]
+    ) -> None:
+        response = error_response(refusal.status, refusal.code, refusal.message)
+        headers = [*response.raw_headers, correlation_header]
+        if refusal.closes_connection:
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
         await send({"type": "http.response.body", "body": response.body})
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
