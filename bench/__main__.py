@@ -189,97 +189,70 @@ class Runner:
     arguments: argparse.Namespace
     harness: Harness
     failures: list[str] = field(default_factory=list)
+    # Kept for the memory section, which reports what these two sampled.
+    ingestion: ingestion_e2e.IngestionResults | None = None
+    http: http_api.HttpResults | None = None
 
     def run(self, names: list[str]) -> list[Section]:
         quick, repetitions = self.arguments.quick, self.arguments.repetitions
-        sections: list[Section] = []
-        ingestion: ingestion_e2e.IngestionResults | None = None
-        http: http_api.HttpResults | None = None
+        builders: dict[str, Callable[[], Section]] = {
+            "ingestion": self._ingestion,
+            "http": self._http,
+            "roster": lambda: roster.section(
+                roster.measure(self.harness, quick=quick, repetitions=repetitions)
+            ),
+            "review": lambda: review.section(
+                review.measure(self.harness, quick=quick, repetitions=repetitions)
+            ),
+            "retention": lambda: retention.section(
+                retention.measure(self.harness, quick=quick, repetitions=repetitions)
+            ),
+            "tests": self._tests,
+            "startup": lambda: startup.section(
+                startup.measure(self.harness, repetitions=repetitions)
+            ),
+            "memory": lambda: memory_section(self.ingestion, self.http),
+        }
+        return [self._timed(name, builders[name]) for name in names]
 
-        def timed(name: str, build: Callable[[], Section]) -> None:
-            progress(f"== {name}: {DESCRIPTIONS[name]}")
-            started = time.perf_counter()
-            try:
-                section = build()
-            except Exception as error:  # the other benchmarks still run and are reported
-                self.failures.append(name)
-                progress(f"== {name} FAILED: {type(error).__name__}: {error}")
-                section = Section(name, f"{name} (failed)", DESCRIPTIONS[name])
-                section.notes.append(
-                    f"**This benchmark failed:** `{type(error).__name__}: {error}`"
-                )
-            section.seconds = time.perf_counter() - started
-            sections.append(section)
-            progress(f"== {name} done in {section.seconds:.0f} s")
+    def _timed(self, name: str, build: Callable[[], Section]) -> Section:
+        progress(f"== {name}: {DESCRIPTIONS[name]}")
+        started = time.perf_counter()
+        try:
+            section = build()
+        except Exception as error:  # the other benchmarks still run and are reported
+            self.failures.append(name)
+            progress(f"== {name} FAILED: {type(error).__name__}: {error}")
+            section = Section(name, f"{name} (failed)", DESCRIPTIONS[name])
+            section.notes.append(f"**This benchmark failed:** `{type(error).__name__}: {error}`")
+        section.seconds = time.perf_counter() - started
+        progress(f"== {name} done in {section.seconds:.0f} s")
+        return section
 
-        for name in names:
-            if name == "ingestion":
+    def _ingestion(self) -> Section:
+        self.ingestion = ingestion_e2e.measure(
+            self.harness, quick=self.arguments.quick, repetitions=self.arguments.repetitions
+        )
+        return ingestion_e2e.section(self.ingestion)
 
-                def run_ingestion() -> Section:
-                    nonlocal ingestion
-                    ingestion = ingestion_e2e.measure(
-                        self.harness, quick=quick, repetitions=repetitions
-                    )
-                    return ingestion_e2e.section(ingestion)
+    def _http(self) -> Section:
+        seconds = self.arguments.seconds or (2.0 if self.arguments.quick else 30.0)
+        self.http = http_api.measure(
+            self.harness, seconds_per_run=seconds, repetitions=self.arguments.repetitions
+        )
+        return http_api.section(self.http)
 
-                timed(name, run_ingestion)
-            elif name == "http":
-
-                def run_http() -> Section:
-                    nonlocal http
-                    seconds = self.arguments.seconds or (2.0 if quick else 30.0)
-                    http = http_api.measure(
-                        self.harness, seconds_per_run=seconds, repetitions=repetitions
-                    )
-                    return http_api.section(http)
-
-                timed(name, run_http)
-            elif name == "roster":
-                timed(
-                    name,
-                    lambda: roster.section(
-                        roster.measure(self.harness, quick=quick, repetitions=repetitions)
-                    ),
-                )
-            elif name == "review":
-                timed(
-                    name,
-                    lambda: review.section(
-                        review.measure(self.harness, quick=quick, repetitions=repetitions)
-                    ),
-                )
-            elif name == "tests":
-                timed(
-                    name,
-                    lambda: feedback.section(
-                        feedback.measure(
-                            self.harness,
-                            quick=quick,
-                            repetitions=repetitions,
-                            suite=self.arguments.suite
-                            if self.arguments.suite is not None
-                            else not (quick or self.arguments.only),
-                        )
-                    ),
-                )
-            elif name == "retention":
-                timed(
-                    name,
-                    lambda: retention.section(
-                        retention.measure(self.harness, quick=quick, repetitions=repetitions)
-                    ),
-                )
-            elif name == "startup":
-                timed(
-                    name,
-                    lambda: startup.section(startup.measure(self.harness, repetitions=repetitions)),
-                )
-            elif name == "memory":
-                started = time.perf_counter()
-                section = memory_section(ingestion, http)
-                section.seconds = time.perf_counter() - started
-                sections.append(section)
-        return sections
+    def _tests(self) -> Section:
+        quick = self.arguments.quick
+        # The whole suite takes minutes per repetition: by default only in a full run.
+        suite = self.arguments.suite
+        if suite is None:
+            suite = not (quick or self.arguments.only)
+        return feedback.section(
+            feedback.measure(
+                self.harness, quick=quick, repetitions=self.arguments.repetitions, suite=suite
+            )
+        )
 
 
 def load_plotting() -> None:
