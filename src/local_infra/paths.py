@@ -9,13 +9,16 @@ Layout under the root (default ``<repo root>/.infra``, override with ``LOCAL_INF
     test-runs/<pid>-<rand>/      one directory per pytest session (removed at the end)
 
 The throwaway parts (test runs, spare PostgreSQL clusters) live under ``scratch_root(root)``: the
-same layout in a directory of its own in shared memory, where there is one.
+same layout in a directory of its own in shared memory, where there is one, which names its root
+in an ``owner`` file so that the scratch of a root deleted since (a removed checkout, a CI clone)
+is freed by the next session of any other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -23,6 +26,8 @@ HOME_ENV_VAR = "LOCAL_INFRA_HOME"
 _PACKAGE_REPO_ROOT = Path(__file__).resolve().parents[2]
 _SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - the directory is checked to be ours
 _SCRATCH_MIN_FREE_BYTES = 4 << 30
+_SCRATCH_PREFIX = "local-infra-"
+_OWNER_FILE = "owner"
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -76,14 +81,37 @@ def scratch_root(root: Path) -> Path:
     if free.f_bavail * free.f_frsize < _SCRATCH_MIN_FREE_BYTES:
         return root
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
-    scratch = _SHARED_MEMORY / f"local-infra-{digest}"
+    scratch = _SHARED_MEMORY / f"{_SCRATCH_PREFIX}{digest}"
     scratch.mkdir(mode=0o755, exist_ok=True)
     # The name is predictable in a directory everyone can write to: use it only if it is a
     # real directory of ours that nobody else can write to (else nothing is gained, not lost).
-    info = scratch.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+    if not _ours(scratch) or scratch.lstat().st_mode & 0o022:
         return root
+    owner = scratch / _OWNER_FILE
+    if not owner.is_file() or owner.read_text() != str(root):
+        owner.write_text(str(root))
+    _free_abandoned_scratch()
     return scratch
+
+
+def _ours(path: Path) -> bool:
+    info = path.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+
+
+def _free_abandoned_scratch() -> None:
+    """Remove our scratch directories whose root no longer exists: it is the machine's memory,
+    and nothing else frees it before a reboot. One without an owner file yet (being created) is
+    left alone."""
+    for scratch in _SHARED_MEMORY.glob(f"{_SCRATCH_PREFIX}*"):
+        try:
+            if not _ours(scratch):
+                continue
+            root = Path((scratch / _OWNER_FILE).read_text())
+        except OSError:
+            continue
+        if not root.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def kafka_pom_path() -> Path:

@@ -246,6 +246,25 @@ def test_scratch_is_in_shared_memory_once(
     assert scratch.name.startswith("local-infra-")
 
 
+def test_the_scratch_of_a_deleted_root_is_freed_by_the_next_session(
+    local_infra_root: Path, tmp_path: Path
+) -> None:
+    scratch = scratch_root(local_infra_root)
+    deleted_root = tmp_path / "deleted-checkout" / ".infra"
+    deleted_root.mkdir(parents=True)
+    abandoned = scratch_root(deleted_root)
+    if scratch == local_infra_root:  # no usable /dev/shm: every root keeps its own scratch
+        assert abandoned == deleted_root
+        return
+    (abandoned / "test-runs").mkdir()
+    assert Path((abandoned / "owner").read_text()) == deleted_root
+    shutil.rmtree(deleted_root.parent)
+
+    assert scratch_root(local_infra_root) == scratch
+    assert not abandoned.exists()
+    assert scratch.is_dir()
+
+
 def test_external_server_from_url() -> None:
     db = ExternalServer("postgres", "postgresql+asyncpg://u@db.example:6543/app")
     assert (db.host, db.port, db.pid, db.external) == ("db.example", 6543, None, True)
