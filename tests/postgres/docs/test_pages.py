@@ -53,7 +53,7 @@ async def _rendered(page: Page, expression: str, done: Callable[[Any], bool]) ->
         value = await page.evaluate(expression)
         return done(value)
 
-    await wait_for(rendered, within=30, every=0.2, what=lambda: f"the page to render: {value}")
+    await wait_for(rendered, within=30, what=lambda: f"the page to render: {value}")
     return value
 
 
