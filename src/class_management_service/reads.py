@@ -3,7 +3,7 @@ by PostgreSQL.
 
 The GET routes are the service's hottest path. Through an ORM session each one cost a BEGIN, the
 statement (built, cache-keyed and compiled by SQLAlchemy per request) and a ROLLBACK: three round
-trips and ~0.5 ms of Python. Here the same Core statements are compiled once, at import, to
+trips and ~0.5 ms of Python. Here the same Core statements are compiled once, on first use, to
 asyncpg's SQL (:class:`RawQuery`); a request runs them on a connection of the read pool
 (:class:`ReadOnlyDatabase`) outside any transaction (each statement is its own snapshot, exactly
 what READ COMMITTED gave them anyway): one round trip, on asyncpg's cached prepared statement.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -258,26 +259,29 @@ def _history_entries() -> ScalarSelect[Any]:
     )
 
 
-_ESSAY_HISTORY = RawQuery.of(
-    json_rows(
-        select(
-            *response_columns(
-                EssayHistoryResponse,
-                EssayStudentAssociation.__table__,
-                {
-                    "association_id": lambda: EssayStudentAssociation.__table__.c.id,
-                    "history": _history_entries,
-                },
+@cache
+def _essay_history_query() -> RawQuery:
+    """Compiled on first use, not at import: most processes never read an essay's history."""
+    return RawQuery.of(
+        json_rows(
+            select(
+                *response_columns(
+                    EssayHistoryResponse,
+                    EssayStudentAssociation.__table__,
+                    {
+                        "association_id": lambda: EssayStudentAssociation.__table__.c.id,
+                        "history": _history_entries,
+                    },
+                )
+            )
+            .join(SchoolClass, SchoolClass.id == EssayStudentAssociation.class_id)
+            .where(
+                EssayStudentAssociation.batch_id == bindparam("batch_id", type_=Uuid),
+                EssayStudentAssociation.essay_id == bindparam("essay_id", type_=Uuid),
+                SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
             )
         )
-        .join(SchoolClass, SchoolClass.id == EssayStudentAssociation.class_id)
-        .where(
-            EssayStudentAssociation.batch_id == bindparam("batch_id", type_=Uuid),
-            EssayStudentAssociation.essay_id == bindparam("essay_id", type_=Uuid),
-            SchoolClass.created_by_user_id == bindparam("teacher_id", type_=String),
-        )
     )
-)
 
 
 async def get_essay_history(
@@ -287,7 +291,7 @@ async def get_essay_history(
     one not in this batch, is not found."""
     return await fetch_rendered(
         db,
-        _ESSAY_HISTORY,
+        _essay_history_query(),
         lambda: NotFound(
             "Essay not found in this batch.",
             {"batch_id": str(batch_id), "essay_id": str(essay_id)},

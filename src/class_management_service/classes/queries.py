@@ -65,9 +65,13 @@ def owned_classes() -> Select[Any]:
     )
 
 
-_CLASS = RawQuery.of(
-    json_rows(owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
-)
+@cache
+def _class_query() -> RawQuery:
+    """Compiled on first use, not at import (as every statement here): processes that never
+    read a class do not pay for it."""
+    return RawQuery.of(
+        json_rows(owned_classes().where(SchoolClass.id == bindparam("class_id", type_=Uuid)))
+    )
 
 
 @cache
@@ -90,7 +94,11 @@ def _list_queries(
 async def get_class(db: ReadOnlyDatabase, teacher_id: str, class_id: uuid.UUID) -> str:
     """The class as :class:`ClassResponse` JSON."""
     return await fetch_rendered(
-        db, _CLASS, lambda: class_not_found(class_id), teacher_id=teacher_id, class_id=class_id
+        db,
+        _class_query(),
+        lambda: class_not_found(class_id),
+        teacher_id=teacher_id,
+        class_id=class_id,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from class_management_service.courses.domain import CourseCode
-from class_management_service.http.pagination import NextCursor, Pagination
+from class_management_service.http.page_schemas import NextCursor, Pagination
 
 # C0/C1 control characters (tabs and newlines included): never part of a name, and NUL cannot
 # be stored by PostgreSQL at all (it would surface as a 500 instead of a 422).

@@ -13,14 +13,13 @@ import html
 import json
 from functools import cache
 
-from asyncapi_viewer import assets as asyncapi_assets
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 
-from class_management_service.asyncapi.document import build_document
 from class_management_service.settings import Settings
 
 SWAGGER_ASSETS = "/docs/assets"
@@ -28,17 +27,34 @@ ASYNCAPI_ASSETS = "/asyncapi/assets"
 ASYNCAPI_JSON = "/asyncapi.json"
 
 
+class _AsyncAPIViewerAssets:
+    """The AsyncAPI viewer's files, served by a ``StaticFiles`` made on the first request:
+    importing ``asyncapi_viewer`` loads Python-Markdown and PyYAML (~0.025 s of CPU), which
+    most processes, never asked for the page, do not need."""
+
+    def __init__(self) -> None:
+        self._files: StaticFiles | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._files is None:
+            from asyncapi_viewer.assets import STATIC_DIR
+
+            self._files = StaticFiles(directory=STATIC_DIR)
+        await self._files(scope, receive, send)
+
+
 def install_docs(app: FastAPI, settings: Settings) -> None:
     """``/docs``, ``/asyncapi`` and ``/asyncapi.json`` (none of them in the OpenAPI document)."""
     app.mount(SWAGGER_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
-    app.mount(
-        ASYNCAPI_ASSETS, StaticFiles(directory=asyncapi_assets.STATIC_DIR), name="asyncapi-viewer"
-    )
+    app.mount(ASYNCAPI_ASSETS, _AsyncAPIViewerAssets(), name="asyncapi-viewer")
     router = APIRouter(include_in_schema=False)
 
     @cache
     def asyncapi_json() -> bytes:
-        # Built on first use, not at start-up: most replicas never serve it.
+        # Built on first use, not at start-up: most replicas never serve it, and the catalog
+        # behind it (every event's schema) is ~0.05 s of CPU to import.
+        from class_management_service.asyncapi.document import build_document
+
         document = build_document(settings, title=app.title, version=app.version)
         return json.dumps(document).encode()
 
@@ -59,6 +75,8 @@ def install_docs(app: FastAPI, settings: Settings) -> None:
 
     @router.get("/asyncapi")
     async def asyncapi_page(request: Request) -> HTMLResponse:
+        from asyncapi_viewer import assets as asyncapi_assets
+
         root = request.scope.get("root_path", "")
         loader = asyncapi_assets.viewer_loader_html(
             f"{root}{ASYNCAPI_ASSETS}/{asyncapi_assets.VIEWER_MODULE}",

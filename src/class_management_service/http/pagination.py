@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import asyncpg
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel, Field
 from sqlalchemy import (
     Boolean,
     ColumnElement,
@@ -52,11 +51,11 @@ from class_management_service.errors import MalformedRequest
 from class_management_service.http import cursor as cursors
 from class_management_service.http.cursor import KeyKind
 from class_management_service.http.json_text import JsonText
+from class_management_service.http.page_schemas import MAX_LIMIT
 from class_management_service.reads import RawQuery
 
 # The platform's own service pages by 20 when no limit is given.
 DEFAULT_LIMIT = 20
-MAX_LIMIT = 200
 # Far beyond any real roster, and keeps OFFSET well inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000
 MAX_CURSOR_LENGTH = 2048
@@ -95,31 +94,6 @@ async def _page_request(  # async: a plain `def` dependency would run in the thr
 
 PageQuery = Annotated[PageRequest, Depends(_page_request)]
 
-
-class Pagination(BaseModel):
-    """Where a page lies in the list (every list response carries it as ``pagination``)."""
-
-    limit: int = Field(ge=1, le=MAX_LIMIT)
-    offset: int = Field(ge=0, description="Items before this page.")
-    returned: int = Field(ge=0, le=MAX_LIMIT, description="Items on this page.")
-    total: int = Field(
-        ge=0,
-        description=(
-            "Items matching the filters, on all pages. Counted on offset pages; a cursor page "
-            "carries the count its walk began with (exact on the last page)."
-        ),
-    )
-
-
-NextCursor = Annotated[
-    str | None,
-    Field(
-        description=(
-            "Opaque cursor of the next page (pass it as `cursor`), null on the last page; the "
-            'same URL is in the `Link: <...>; rel="next"` header.'
-        )
-    ),
-]
 
 LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from functools import cache
 
 from sqlalchemy import String, Uuid, bindparam, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,9 +50,11 @@ def as_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+@cache
 def _roster(*, owned: bool) -> RawQuery:
     """The class's students rendered as :class:`RosterStudent` JSON items (comma-separated; ''
-    for none), or no row when the class does not exist (or, ``owned``, is not the teacher's)."""
+    for none), or no row when the class does not exist (or, ``owned``, is not the teacher's).
+    Compiled on first use, not at import."""
     class_id = bindparam("class_id", type_=Uuid)
     members = json_rows(
         select(
@@ -81,9 +84,6 @@ def _roster(*, owned: bool) -> RawQuery:
     return RawQuery.of(statement)
 
 
-_ROSTER, _OWNED_ROSTER = _roster(owned=False), _roster(owned=True)
-
-
 async def class_roster(
     db: ReadOnlyDatabase, class_id: uuid.UUID, *, teacher_id: str | None
 ) -> JsonText:
@@ -91,7 +91,7 @@ async def class_roster(
     teacher's is as missing as none)."""
     items = await fetch_rendered(
         db,
-        _ROSTER if teacher_id is None else _OWNED_ROSTER,
+        _roster(owned=teacher_id is not None),
         lambda: class_not_found(class_id),
         class_id=class_id,
         teacher_id=teacher_id,

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aiokafka.errors import MessageSizeTooLargeError
-
 from class_management_service.messaging.producer import SharedProducer
 
 if TYPE_CHECKING:
@@ -106,6 +104,9 @@ class DeadLetterPublisher:
         """
         if not letters:
             return
+        # Here, not at the top: the producer imports aiokafka when it starts (producer.py).
+        from aiokafka.errors import MessageSizeTooLargeError
+
         producer = await self._producer.get()
         deliveries, sent = [], []
         too_large: list[tuple[DeadLetter, str]] = []

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated
 
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Path, Query
 from pydantic import BeforeValidator
 
@@ -108,6 +107,9 @@ LimitQuery = Annotated[
 
 @asynccontextmanager
 async def _broker_errors() -> AsyncIterator[None]:
+    # Not at the top: aiokafka is imported when a route first reads a topic (dead_letter_reader).
+    from aiokafka.errors import KafkaError
+
     try:
         yield
     except (KafkaError, TimeoutError) as exc:

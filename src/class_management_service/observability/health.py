@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from redis.asyncio import Redis
 
 from class_management_service.db import asyncpg_dsn, server_settings
 from class_management_service.errors import describe
 from class_management_service.messaging.producer import SharedProducer
 from class_management_service.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,11 @@ class DatabaseProbe:
             connection.terminate()
 
 
-def redis_check(redis: Redis) -> HealthCheck:
+def redis_check(client: Callable[[], Redis]) -> HealthCheck:
+    """Pings the client ``client()`` returns, built on the first check (container.py)."""
+
     async def check() -> CheckResult:
-        await redis.ping()
+        await client().ping()
         return CheckResult(ok=True)
 
     return check

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -131,9 +132,10 @@ def _json_array(rows: Select[Any]) -> ColumnElement[Any]:
     )
 
 
+@cache
 def _export_query() -> RawQuery:
     """:class:`StudentExport` as JSON text, one statement; no row unless the teacher owns the
-    student (parameters ``student_id``, ``teacher_id``)."""
+    student (parameters ``student_id``, ``teacher_id``). Compiled on first use, not at import."""
     profile = (
         select(*response_columns(ExportedStudent, Student.__table__))
         .where(
@@ -153,14 +155,11 @@ def _export_query() -> RawQuery:
     return RawQuery.of(select(cast(func.json_build_object(*pairs), Text)).select_from(profile))
 
 
-_EXPORT = _export_query()
-
-
 async def export_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UUID) -> str:
     """Everything held about the teacher's student, as :class:`StudentExport` JSON."""
     return await fetch_rendered(
         db,
-        _EXPORT,
+        _export_query(),
         lambda: student_not_found(student_id),
         teacher_id=teacher_id,
         student_id=student_id,

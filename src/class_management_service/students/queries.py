@@ -114,9 +114,12 @@ def owned_students() -> Select[Any]:
     )
 
 
-_STUDENT = RawQuery.of(
-    json_rows(owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
-)
+@cache
+def _student_query() -> RawQuery:
+    """Compiled on first use, not at import (as every statement here)."""
+    return RawQuery.of(
+        json_rows(owned_students().where(Student.id == bindparam("student_id", type_=Uuid)))
+    )
 
 
 @cache
@@ -161,7 +164,7 @@ async def get_student(db: ReadOnlyDatabase, teacher_id: str, student_id: uuid.UU
     """The student as :class:`StudentResponse` JSON."""
     return await fetch_rendered(
         db,
-        _STUDENT,
+        _student_query(),
         lambda: student_not_found(student_id),
         teacher_id=teacher_id,
         student_id=student_id,

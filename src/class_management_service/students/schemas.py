@@ -16,7 +16,7 @@ from class_management_service.classes.schemas import (
     VISIBLE_TEXT,
     storable_text,
 )
-from class_management_service.http.pagination import NextCursor, Pagination
+from class_management_service.http.page_schemas import NextCursor, Pagination
 
 NAME_MAX_LENGTH = 100
 LEGAL_NAME_MAX_LENGTH = 255
