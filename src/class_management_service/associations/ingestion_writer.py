@@ -18,6 +18,7 @@ from class_management_service.associations.events import AuthorMatchEvent
 from class_management_service.associations.ingestion_state import batch_state
 from class_management_service.associations.selection import PlannedAssociation
 from class_management_service.messaging import ledger
+from class_management_service.messaging.cooperative import urgently
 from class_management_service.messaging.ledger import LedgerEntry
 
 # Serializes ingestion per batch (module docstring, statement 2). Taken first, before any row
@@ -160,22 +161,24 @@ async def _write_batch(
     look_up_essays: bool,
 ) -> Written:
     async with session_factory() as session:
-        batch_ids = sorted({item.batch_id for item in items})
-        await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
-        new_ids = await ledger.record_new(
-            session, [LedgerEntry(item.event_id, item.topic, item.summary) for item in items]
-        )
-        # Among events of this batch the earliest (offset order) wins, exactly as if they
-        # had been applied one after the other.
-        candidates = [
-            Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
-            for item in items
-            if item.event_id in new_ids
-        ]
-        rows, rejected = admit(
-            candidates, await batch_state(session, candidates, look_up_essays=look_up_essays)
-        )
-        await ledger.forget(session, rejected)
+        # PostgreSQL has little to do until the INSERT: its statements go first (cooperative).
+        with urgently():
+            batch_ids = sorted({item.batch_id for item in items})
+            await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
+            new_ids = await ledger.record_new(
+                session, [LedgerEntry(item.event_id, item.topic, item.summary) for item in items]
+            )
+            # Among events of this batch the earliest (offset order) wins, exactly as if they
+            # had been applied one after the other.
+            candidates = [
+                Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
+                for item in items
+                if item.event_id in new_ids
+            ]
+            rows, rejected = admit(
+                candidates, await batch_state(session, candidates, look_up_essays=look_up_essays)
+            )
+            await ledger.forget(session, rejected)
         inserted_rows = 0
         auto_confirmed = [row for row in rows if row.validation_method is not None]
         finalized: list[uuid.UUID] = []
