@@ -29,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench import bench_ingestion
 from bench.harness import BenchError, Harness, ServiceProcess, Stats, progress, run_async
@@ -93,20 +92,31 @@ def wait_until_assigned(service: ServiceProcess, within: float = 60.0) -> None:
 async def produce_and_wait(
     bootstrap: str, topic: str, group: str, messages: list[tuple[bytes, bytes]], target: int
 ) -> float:
-    """Seconds from the first send until the group's committed offset reaches ``target``."""
+    """Seconds from the first send until the group's committed offset reaches ``target``.
+
+    The committed offset is read every 10 ms by a consumer of the group that is assigned the
+    partitions without joining the group (so it never takes them from the service), paused (it
+    fetches no records) and commits nothing: one OffsetFetch request per read. The admin client's
+    ``list_consumer_group_offsets`` also looks the coordinator up on every call, which cost
+    the broker twice the CPU (measured: 150 reads 0.30-0.46 s against 0.15 s), taken from the
+    service and PostgreSQL on the same cores while the service is timed."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    watcher = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
     await producer.start()
-    await admin.start()
+    await watcher.start()
     try:
+        partitions = [TopicPartition(topic, p) for p in await producer.partitions_for(topic)]
+        watcher.assign(partitions)
+        watcher.pause(*partitions)  # it only reads the committed offsets, never the records
         started = time.perf_counter()
         for key, value in messages:
             await producer.send(topic, value, key=key)
         await producer.flush()
         deadline = started + 600
         while True:
-            offsets = await admin.list_consumer_group_offsets(group)
-            committed = sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic)
+            committed = sum([await watcher.committed(tp) or 0 for tp in partitions])
             if committed >= target:
                 return time.perf_counter() - started
             if time.perf_counter() > deadline:
@@ -114,7 +124,7 @@ async def produce_and_wait(
             await asyncio.sleep(0.01)
     finally:
         await producer.stop()
-        await admin.close()
+        await watcher.stop()
 
 
 @dataclass

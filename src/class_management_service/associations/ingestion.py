@@ -1,7 +1,8 @@
 """Storing suggested authors from ``BatchAuthorMatchesSuggestedV1``: set-based and idempotent.
 
-A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size (a seventh
-and a finalization per batch when the auto-confirm policy decided essays):
+A batch of events costs six statements (plus BEGIN/COMMIT), whatever its size (one more when
+one of its batches already has rows, and a finalization per batch when the auto-confirm policy
+decided essays):
 
 * prepare (read-only, may run while the previous batch is being written):
   1. the roster: one query for all classes of the batch (which exist, who belongs to them),
@@ -17,10 +18,13 @@ and a finalization per batch when the auto-confirm policy decided essays):
      order: a teacher's or the timeout's finalization of one of these batches (``FOR UPDATE``
      on the same rows, in id order) either committed before, and is seen by the next
      statement, or waits until this one commits;
-  5. the batches' state: finalized or not, and which batch each essay of the events is in; the
-     pure admission rules (:mod:`.admission`) then accept or reject each new event whole
-     (another class, an essay in another batch, new essays for a finalized batch: rejected
-     events are poison with that reason and leave no trace, not even in ``processed_events``);
+  5. the batches' state: finalized or not, and which batch each essay of the events is in
+     (:mod:`.ingestion_state`: the essays are looked up only when a batch already has rows; for
+     new batches the INSERT's conflict check finds a stored essay, and the transaction is then
+     run again with every essay looked up); the pure admission rules (:mod:`.admission`) then
+     accept or reject each new event whole (another class, an essay in another batch, new
+     essays for a finalized batch: rejected events are poison with that reason and leave no
+     trace, not even in ``processed_events``);
   6. one multi-row ``INSERT INTO essay_student_associations ... ON CONFLICT (essay_id) DO
      NOTHING`` for the essays new to their batch; with essays the auto-confirm policy decided,
      its ``RETURNING`` feeds their "auto" ``association_history`` rows in the same statement

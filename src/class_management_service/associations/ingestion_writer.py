@@ -12,16 +12,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from class_management_service.associations.admission import (
-    BatchState,
-    Candidate,
-    Rejection,
-    admit,
-)
+from class_management_service.associations.admission import Candidate, Rejection, admit
 from class_management_service.associations.confirmation import finalize_auto_decided
 from class_management_service.associations.events import AuthorMatchEvent
+from class_management_service.associations.ingestion_state import batch_state
 from class_management_service.associations.selection import PlannedAssociation
 from class_management_service.messaging import ledger
+from class_management_service.messaging.cooperative import urgently
 from class_management_service.messaging.ledger import LedgerEntry
 
 # Serializes ingestion per batch (module docstring, statement 2). Taken first, before any row
@@ -34,38 +31,6 @@ _LOCK_BATCH_IDS = text(
         FROM unnest(CAST(:batch_ids AS uuid[])) AS b
         ORDER BY key
     ) AS keys
-    """
-)
-
-# The batches' classes, after locking their rows (module docstring, statement 4): batch by batch
-# in the order given (sorted), each batch's rows in id order, the order a teacher's or the
-# timeout's finalization of one batch takes them in. One index probe per batch: with
-# ``batch_id = ANY(...)`` the planner, without fresh statistics (a table growing by thousands of
-# rows a second outruns autovacuum's ANALYZE), chose a sequential scan of the whole table.
-_LOCK_BATCHES = text(
-    """
-    SELECT DISTINCT locked.batch_id, locked.class_id
-    FROM unnest(CAST(:batch_ids AS uuid[])) AS b(batch_id)
-    CROSS JOIN LATERAL (
-        SELECT batch_id, class_id
-        FROM essay_student_associations
-        WHERE batch_id = b.batch_id
-        ORDER BY id
-        FOR SHARE
-    ) AS locked
-    """
-)
-
-# A new statement, so a new snapshot: it sees a finalization the lock above waited for.
-_BATCH_STATE = text(
-    """
-    SELECT NULL AS essay_id, batch_id
-    FROM batch_confirmations
-    WHERE batch_id = ANY(CAST(:batch_ids AS uuid[]))
-    UNION ALL
-    SELECT essay_id, batch_id
-    FROM essay_student_associations
-    WHERE essay_id = ANY(CAST(:essay_ids AS uuid[]))
     """
 )
 
@@ -135,6 +100,10 @@ class ConcurrentBatchChange(Exception):
     transient error; the retry sees that essay and rejects the event)."""
 
 
+class _StoredEssays(Exception):
+    """The INSERT skipped essays stored before, which the transaction did not look up."""
+
+
 #: How to get an event again if its batch must be re-planned event by event.
 EventSource = Callable[[], AuthorMatchEvent]
 
@@ -174,22 +143,42 @@ class Written:
 async def write_batch(
     session_factory: async_sessionmaker[AsyncSession], items: Sequence[PlannedEvent]
 ) -> Written:
-    """Statements 2-7 of :mod:`.ingestion` in one transaction; raises if it rolled back."""
+    """Statements 2-7 of :mod:`.ingestion` in one transaction; raises if it rolled back.
+
+    Essays of batches new to the database are not looked up first: the INSERT's conflict check
+    finds any stored one anyway, and then the transaction is rolled back and run again with
+    every essay looked up, to judge the events with those essays in view."""
+    try:
+        return await _write_batch(session_factory, items, look_up_essays=False)
+    except _StoredEssays:
+        return await _write_batch(session_factory, items, look_up_essays=True)
+
+
+async def _write_batch(
+    session_factory: async_sessionmaker[AsyncSession],
+    items: Sequence[PlannedEvent],
+    *,
+    look_up_essays: bool,
+) -> Written:
     async with session_factory() as session:
-        batch_ids = sorted({item.batch_id for item in items})
-        await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
-        new_ids = await ledger.record_new(
-            session, [LedgerEntry(item.event_id, item.topic, item.summary) for item in items]
-        )
-        # Among events of this batch the earliest (offset order) wins, exactly as if they
-        # had been applied one after the other.
-        candidates = [
-            Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
-            for item in items
-            if item.event_id in new_ids
-        ]
-        rows, rejected = admit(candidates, await _batch_state(session, candidates))
-        await ledger.forget(session, rejected)
+        # PostgreSQL has little to do until the INSERT: its statements go first (cooperative).
+        with urgently():
+            batch_ids = sorted({item.batch_id for item in items})
+            await session.execute(_LOCK_BATCH_IDS, {"batch_ids": batch_ids})
+            new_ids = await ledger.record_new(
+                session, [LedgerEntry(item.event_id, item.topic, item.summary) for item in items]
+            )
+            # Among events of this batch the earliest (offset order) wins, exactly as if they
+            # had been applied one after the other.
+            candidates = [
+                Candidate(item.event_id, item.batch_id, item.class_id, item.rows)
+                for item in items
+                if item.event_id in new_ids
+            ]
+            rows, rejected = admit(
+                candidates, await batch_state(session, candidates, look_up_essays=look_up_essays)
+            )
+            await ledger.forget(session, rejected)
         inserted_rows = 0
         auto_confirmed = [row for row in rows if row.validation_method is not None]
         finalized: list[uuid.UUID] = []
@@ -200,6 +189,8 @@ async def write_batch(
             )
             inserted_rows = int(written.scalar_one())
             if inserted_rows < len(rows):
+                if not look_up_essays:
+                    raise _StoredEssays
                 # Ingestion of one batch is serialized: only another batch's transaction
                 # can have added one of these essays since statement 5.
                 raise ConcurrentBatchChange(
@@ -219,26 +210,6 @@ async def write_batch(
         dict(Counter(row.batch_id for row in auto_confirmed)),
         finalized,
     )
-
-
-async def _batch_state(session: AsyncSession, candidates: Sequence[Candidate]) -> BatchState:
-    """Statements 4 and 5 of the module docstring: what the events' batches hold now."""
-    state = BatchState()
-    if not candidates:
-        return state
-    batch_ids = sorted({candidate.batch_id for candidate in candidates})
-    for batch_id, class_id in await session.execute(_LOCK_BATCHES, {"batch_ids": batch_ids}):
-        state.batch_classes.setdefault(batch_id, set()).add(class_id)
-    # Unsorted and not deduplicated: a lookup, not a lock order, and an essay listed twice
-    # (rare) costs PostgreSQL less than hashing every id here (UUID.__hash__ is Python code).
-    essay_ids = [row.essay_id for candidate in candidates for row in candidate.rows]
-    found = await session.execute(_BATCH_STATE, {"batch_ids": batch_ids, "essay_ids": essay_ids})
-    for essay_id, batch_id in found:
-        if essay_id is None:
-            state.finalized.add(batch_id)
-        else:
-            state.essay_batches[essay_id] = batch_id
-    return state
 
 
 def _columns(

@@ -169,6 +169,9 @@ class KafkaBatchConsumer(Generic[T, P]):
                     self._rewind(consumer, rewind)
                 elif prepared:
                     in_flight = asyncio.create_task(self._apply_all(consumer, prepared))
+                    # Its first statement goes out before the next poll's first slice of
+                    # decoding, not after it (the database would wait for that slice).
+                    await asyncio.sleep(0)
                 await self._offsets.update_lag(consumer)
         finally:
             if in_flight is not None:

@@ -103,6 +103,32 @@ async def test_an_essay_already_in_another_batch_rejects_the_event_naming_both_b
     assert await processed_event_ids(session_factory) == {first.event_id}
 
 
+async def test_a_new_batch_naming_an_essay_stored_earlier_is_rejected_and_leaves_nothing(
+    session_factory: Factory,
+) -> None:
+    """The essays of a batch new to the database are not looked up before the INSERT: the one
+    stored earlier is found by it, and the event is judged again with it in view."""
+    roster = await seed_roster(session_factory)
+    ingestion = AuthorMatchIngestion(session_factory)
+    shared, own = uuid.uuid4(), uuid.uuid4()
+    first = event(roster.class_id, [essay(shared, [(roster.student_ids[0], 0.8)])])
+    assert (await ingest(ingestion, [first])).applied == [first.event_id]
+    second = event(roster.class_id, [essay(own), essay(shared, [(roster.student_ids[1], 0.9)])])
+    third = event(roster.class_id, [essay(uuid.uuid4())])
+
+    result = await ingest(ingestion, [second, third])
+
+    assert result.applied == [third.event_id]
+    assert result.inserted == 1
+    rejection = result.poisoned[second.event_id]
+    assert rejection.reason == "essay_in_other_batch"
+    assert str(first.payload.batch_id) in rejection.error
+    assert await associations(session_factory, batch_id=second.payload.batch_id) == []
+    [row] = await associations(session_factory, essay_ids=[shared])
+    assert (row.batch_id, row.student_id) == (first.payload.batch_id, roster.student_ids[0])
+    assert await processed_event_ids(session_factory) == {first.event_id, third.event_id}
+
+
 async def test_an_event_for_another_class_cannot_join_the_batch(
     session_factory: Factory,
 ) -> None:
