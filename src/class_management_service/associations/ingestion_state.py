@@ -66,6 +66,6 @@ async def batch_state(
         # Not deduplicated: an essay listed twice (rare) costs PostgreSQL less than hashing
         # every id here (UUID.__hash__ is Python code).
         essay_ids = [row.essay_id for candidate in candidates for row in candidate.rows]
-        found = await session.execute(_ESSAY_BATCHES, {"essay_ids": essay_ids})
-        state.essay_batches.update(found.tuples().all())
+        for essay_id, batch_id in await session.execute(_ESSAY_BATCHES, {"essay_ids": essay_ids}):
+            state.essay_batches[essay_id] = batch_id
     return state
