@@ -172,7 +172,7 @@ def retention_worker(container: Container) -> RetentionWorker:
 def consumer_worker(
     container: Container, settings: ConsumerSettings, handler: BatchHandler[T, P]
 ) -> KafkaBatchConsumer[T, P]:
-    """A consumer worker on the container's broker, database and registry, in /healthz."""
+    """A consumer worker on the container's broker, database and metrics, in /healthz."""
     from class_management_service.messaging.registration import build_consumer
 
     worker = build_consumer(
@@ -180,7 +180,7 @@ def consumer_worker(
         handler,
         producer=container.producer,
         session_factory=container.session_factory,
-        registry=container.metrics.registry,
+        metrics=container.metrics.consumer,
         service_name=container.settings.service_name,
     )
     container.health_checks[settings.health_check] = worker.health_check()

@@ -7,7 +7,7 @@ from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
 from class_management_service.messaging.consumer import KafkaBatchConsumer
-from class_management_service.messaging.consumer_metrics import consumer_metrics
+from class_management_service.messaging.consumer_metrics import ConsumerMetrics
 from class_management_service.messaging.dead_letter import DeadLetterSink
 from class_management_service.settings import ConsumerSettings
 from tests.consumer_loop_cases import (
@@ -29,6 +29,7 @@ class InMemoryLoopBroker:
         self.broker = FakeBroker()
         self.broker.create_topic(TOPIC)
         self.registry = CollectorRegistry()
+        self.metrics = ConsumerMetrics(self.registry)
         self.settings = ConsumerSettings(
             name="loop",
             health_check="loop",
@@ -50,7 +51,7 @@ class InMemoryLoopBroker:
             self.settings,
             handler,
             dead_letters=dead_letters,
-            metrics=consumer_metrics(self.registry),
+            metrics=self.metrics,
             client=self.broker.client,
         )
 

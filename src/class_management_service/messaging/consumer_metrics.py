@@ -1,12 +1,10 @@
-"""Prometheus metrics of the consumer workers: one set of families per registry.
+"""Prometheus metrics of the consumer workers (``Metrics.consumer``).
 
 Every consumer of a process shares the families; its series are told apart by their ``topic``
 label (each consumer reads its own topic), so a second consumer adds series, not families.
 """
 
 from __future__ import annotations
-
-import weakref
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -75,16 +73,3 @@ class ConsumerMetrics:
             ["topic"],
             registry=registry,
         )
-
-
-_by_registry: weakref.WeakKeyDictionary[CollectorRegistry, ConsumerMetrics] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def consumer_metrics(registry: CollectorRegistry) -> ConsumerMetrics:
-    """The consumer metrics of ``registry``, registered on first use."""
-    metrics = _by_registry.get(registry)
-    if metrics is None:
-        metrics = _by_registry[registry] = ConsumerMetrics(registry)
-    return metrics

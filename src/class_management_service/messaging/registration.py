@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from class_management_service.messaging.batch import BatchHandler, P, T
 from class_management_service.messaging.consumer import KafkaBatchConsumer
-from class_management_service.messaging.consumer_metrics import consumer_metrics
+from class_management_service.messaging.consumer_metrics import ConsumerMetrics
 from class_management_service.messaging.dead_letter import DeadLetterPublisher
 from class_management_service.messaging.dead_letter_store import DeadLetterStore
 from class_management_service.messaging.producer import SharedProducer
@@ -20,7 +19,7 @@ def build_consumer(
     *,
     producer: SharedProducer,
     session_factory: async_sessionmaker[AsyncSession],
-    registry: CollectorRegistry,
+    metrics: ConsumerMetrics,
     service_name: str,
 ) -> KafkaBatchConsumer[T, P]:
     """A consumer of ``settings.topic`` with its dead-letter topic (and table) and metrics."""
@@ -33,5 +32,5 @@ def build_consumer(
             service_name=service_name,
             store=DeadLetterStore(session_factory),
         ),
-        metrics=consumer_metrics(registry),
+        metrics=metrics,
     )

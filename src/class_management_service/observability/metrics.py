@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from class_management_service.associations.timeout_metrics import TimeoutMetrics
+from class_management_service.messaging.consumer_metrics import ConsumerMetrics
 from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.retention.metrics import RetentionMetrics
 
@@ -57,6 +58,7 @@ class Metrics:
         self.outbox = OutboxMetrics(self.registry)
         self.timeout = TimeoutMetrics(self.registry)
         self.retention = RetentionMetrics(self.registry)
+        self.consumer = ConsumerMetrics(self.registry)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

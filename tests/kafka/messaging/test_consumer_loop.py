@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from class_management_service.messaging.consumer import KafkaBatchConsumer
-from class_management_service.messaging.consumer_metrics import consumer_metrics
+from class_management_service.messaging.consumer_metrics import ConsumerMetrics
 from class_management_service.messaging.dead_letter import DeadLetterPublisher, DeadLetterSink
 from class_management_service.messaging.dead_letter_store import DeadLetterStore
 from class_management_service.messaging.producer import SharedProducer
@@ -22,6 +22,7 @@ from tests.consumer_loop_cases import Consumer, ConsumerLoopCases, RecordingHand
 class KafkaLoopBroker:
     def __init__(self, bootstrap: str, unique_name: Callable[[str], str]) -> None:
         self.registry = CollectorRegistry()
+        self.metrics = ConsumerMetrics(self.registry)
         self.settings = ConsumerSettings(
             name="loop",
             health_check="loop",
@@ -65,7 +66,7 @@ class KafkaLoopBroker:
             self.settings,
             handler,
             dead_letters=dead_letters,
-            metrics=consumer_metrics(self.registry),
+            metrics=self.metrics,
         )
 
     def dead_letters(self) -> DeadLetterSink:
