@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from aiokafka import TopicPartition
 from class_management_service.messaging.batch import Record
 from class_management_service.messaging.consumer_health import ConsumerProgress
 from class_management_service.messaging.consumer_metrics import ConsumerMetrics
-from class_management_service.retry import backoff_seconds
+from class_management_service.retry import backoff_seconds, sleep_unless_set
 from class_management_service.settings import ConsumerSettings
 
 logger = logging.getLogger(__name__)
@@ -39,8 +38,7 @@ class FailureBackoff:
         if not self._delay:
             return
         self._recovered.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._recovered.wait(), self._delay)
+        await sleep_unless_set(self._recovered, self._delay)
 
     def failed(
         self,

@@ -21,7 +21,6 @@ safety net (missed notifications, retries that become due, a lost LISTEN connect
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -38,7 +37,7 @@ from class_management_service.outbox import claims
 from class_management_service.outbox.claims import ClaimedEvent, FailedAttempt
 from class_management_service.outbox.metrics import OutboxMetrics
 from class_management_service.outbox.sending import ProducerSource, is_transient, publish
-from class_management_service.retry import backoff_seconds
+from class_management_service.retry import backoff_seconds, sleep_unless_set
 from class_management_service.settings import Settings
 from class_management_service.workers.supervisor import Backoff
 
@@ -158,10 +157,7 @@ class OutboxRelay:
                     # More is probably due right now: a full batch, or the successors of the
                     # aggregates just published (a pass takes only each aggregate's first row).
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), self._settings.outbox_poll_interval_seconds
-                    )
+                await sleep_unless_set(self._wake, self._settings.outbox_poll_interval_seconds)
         finally:
             if listener is not None and not listener.is_closed():
                 # terminate() is synchronous: safe while the task is being cancelled.
