@@ -726,6 +726,24 @@ class HealthWatch:
         """When ``status`` was first seen after the monotonic time ``after``."""
         return next((t for t, s in self.samples if t >= after and s == status), None)
 
+    async def answering(self, status: int) -> bool:
+        """Whether the latest answer is ``status`` (a condition for :func:`wait_until`)."""
+        return bool(self.samples) and self.samples[-1][1] == status
+
+    async def answered_since(self, status: int, after: float) -> bool:
+        """Whether ``status`` was seen after the monotonic time ``after`` (a condition too)."""
+        return self.first(status, after) is not None
+
+    def showed_outage(self, start: float, end: float) -> float:
+        """Asserts 503 between the monotonic times ``start`` and ``end``, then 200 after ``end``,
+        and 200 last; returns when 200 came back."""
+        during = [s for t, s in self.samples if start <= t <= end]
+        assert 503 in during, f"/healthz never reported the outage: {self.summary()}"
+        healthy_at = self.first(200, after=end)
+        assert healthy_at is not None, self.summary()
+        assert self.samples[-1][1] == 200, self.summary()
+        return healthy_at
+
     def summary(self) -> str:
         runs: list[tuple[int | None, int]] = []
         for _, status in self.samples:
