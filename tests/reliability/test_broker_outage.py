@@ -1,15 +1,24 @@
-"""The Kafka broker process stops for ~5 s in the middle of a stream, then starts again.
+"""The Kafka broker goes away for ~5 s in the middle of a stream, in two ways:
 
-Same port and data after the restart (``kafka_server.stop()``/``start()``). The service's consumer
-and producer must reconnect by themselves; /healthz must show the outage (503) and the recovery
-(200); nothing may be lost.
+- stopped, then started again (same port and data: ``kafka_server.stop()``/``start()``): the
+  service's consumer and producer get refused connections and must reconnect by themselves;
+- frozen (SIGSTOP, then SIGCONT): connections stay open and nothing answers, not even a refusal,
+  so the clients only see requests time out (and the consumer's group session may have expired on
+  the broker's clock when it thaws: a rebalance).
+
+Either way /healthz must show the outage (503) and the recovery (200), and nothing may be lost or
+stored twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
-from typing import Any
+from typing import Any, Literal
+
+import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
@@ -27,7 +36,9 @@ from tests.reliability.harness import (
 OUTAGE_SECONDS = 5.0
 
 
-async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_and_recovery(
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+async def test_broker_away_mid_stream_loses_nothing_and_health_shows_outage_and_recovery(
+    how: Literal["stopped", "frozen"],
     fleet: Fleet,
     fault_database: str,
     kafka_server: Any,
@@ -50,6 +61,7 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
 
     pause_for_outage = FaultMidStream(stream, hold_back)
 
+    frozen = False
     try:
         async with HealthWatch(service) as health, StreamProducer(kafka_bootstrap) as producer:
             await wait_until(
@@ -60,27 +72,37 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
             )
             await asyncio.wait_for(at_fault.wait(), 60)
             stopped_at = time.monotonic()
-            await asyncio.to_thread(kafka_server.stop)
+            if how == "stopped":
+                await asyncio.to_thread(kafka_server.stop)
+            else:
+                os.kill(kafka_server.pid, signal.SIGSTOP)
+                frozen = True
             rows_at_stop = await association_count(fault_database)
             assert rows_at_stop is not None
             assert 0 < rows_at_stop < total
             # The outage itself lasts OUTAGE_SECONDS: the scenario, not a synchronisation.
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - stopped_at)))
-            started_at = time.monotonic()  # the broker process is launched again
-            await asyncio.to_thread(kafka_server.start)
+            started_at = time.monotonic()  # the broker is launched again, or thawed
+            if how == "stopped":
+                await asyncio.to_thread(kafka_server.start)
+            else:
+                os.kill(kafka_server.pid, signal.SIGCONT)
+                frozen = False
             ready_at = time.monotonic()
             resume.set()
 
             await wait_until(
                 lambda: health.answered_since(200, started_at),
                 within=60,
-                what="/healthz 200 after the broker restart",
+                what=f"/healthz 200 after the broker was {how}",
                 services=fleet.all,
             )
             await sending
             drained_at = await wait_for_rows(fault_database, total, within=90, services=fleet.all)
     finally:
         resume.set()
+        if frozen:
+            os.kill(kafka_server.pid, signal.SIGCONT)
         if not kafka_server.is_running():
             await asyncio.to_thread(kafka_server.start)
 
@@ -90,17 +112,18 @@ async def test_broker_stopped_mid_stream_loses_nothing_and_health_shows_outage_a
     assert verdict.exact, verdict.describe()
     await wait_committed_to_end(kafka_bootstrap, group, topic, services=fleet.all)
 
+    came_back = "launch" if how == "stopped" else "thaw (SIGCONT)"
     reliability_report.record_fault(
         FaultRow.of_stream(
-            "broker stopped 5 s",
+            f"broker {how} 5 s",
             stream,
             verdict,
             recovery=f"{healthy_at - started_at:.1f} s",
             notes=(
-                f"broker stopped at {rows_at_stop:,} rows, down {started_at - stopped_at:.1f} s "
-                f"(+{ready_at - started_at:.1f} s to start); /healthz {health.summary()}; "
-                "recovery = broker launch to /healthz 200; "
-                f"drained {drained_at - started_at:.1f} s after the broker start"
+                f"broker {how} at {rows_at_stop:,} rows, away {started_at - stopped_at:.1f} s "
+                f"(+{ready_at - started_at:.1f} s to come back); /healthz {health.summary()}; "
+                f"recovery = broker {came_back} to /healthz 200; "
+                f"drained {drained_at - started_at:.1f} s after it"
             ),
         )
     )
