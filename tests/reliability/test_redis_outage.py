@@ -1,16 +1,21 @@
-"""Redis is down for the whole run: the idempotency fast path is gone, the database decides.
+"""Redis is away for the whole run: the idempotency fast path is gone, the database decides.
 
-The stream carries re-sent events (same event id, as an at-least-once producer re-sends them);
-without Redis every one of them must still be recognised as a duplicate by the database.
+Away in two ways: stopped (connections refused) and frozen (SIGSTOP: connections accepted by the
+kernel, commands never answered, so only the service's own timeouts end them). The stream
+carries re-sent events (same event id, as an at-least-once producer re-sends them); without
+Redis every one of them must still be recognised as a duplicate by the database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import pytest
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
 from tests.reliability.harness import (
@@ -25,7 +30,9 @@ from tests.reliability.harness import (
 )
 
 
-async def test_redis_down_for_the_whole_run_processing_continues_without_duplicates(
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+async def test_redis_away_for_the_whole_run_processing_continues_without_duplicates(
+    how: Literal["stopped", "frozen"],
     fleet: Fleet,
     fault_database: str,
     redis_server: Any,
@@ -41,7 +48,11 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
     topic = fleet.setting("author_matches_topic")
     await fleet.create_topics(3)
 
-    await asyncio.to_thread(redis_server.stop)
+    if how == "stopped":
+        await asyncio.to_thread(redis_server.stop)
+    else:
+        os.kill(redis_server.pid, signal.SIGSTOP)
+    frozen = how == "frozen"
     try:
         service = await fleet.start()
         async with httpx.AsyncClient(base_url=service.base_url, timeout=5.0) as client:
@@ -70,15 +81,21 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
 
         # Redis back: the health check sees it again at once.
         async with HealthWatch(service) as watch:
-            await asyncio.to_thread(redis_server.start)
+            if how == "stopped":
+                await asyncio.to_thread(redis_server.start)
+            else:
+                os.kill(redis_server.pid, signal.SIGCONT)
+                frozen = False
             redis_back = time.monotonic()
             healthy_at = await wait_until(
-                lambda: _healthy(watch),
+                lambda: watch.answering(200),
                 within=30,
                 what="/healthz 200 after Redis is back",
                 services=[service],
             )
     finally:
+        if frozen:
+            os.kill(redis_server.pid, signal.SIGCONT)
         if not redis_server.is_running():
             await asyncio.to_thread(redis_server.start)
 
@@ -86,18 +103,15 @@ async def test_redis_down_for_the_whole_run_processing_continues_without_duplica
     assert verdict.exact, verdict.describe()
     reliability_report.record_fault(
         FaultRow.of_stream(
-            "Redis down all run",
+            f"Redis {how} all run",
             stream,
             verdict,
             recovery=f"{healthy_at - redis_back:.1f} s",
             notes=(
                 f"{resent} re-sent events all recognised by the database alone "
                 f"(duplicate count {int(duplicates)}); stream done in {elapsed:.1f} s with "
-                f"/healthz 503 (redis down) throughout; recovery = Redis start to /healthz 200"
+                f"/healthz 503 (redis down) throughout; recovery = Redis "
+                f"{'start' if how == 'stopped' else 'thaw (SIGCONT)'} to /healthz 200"
             ),
         )
     )
-
-
-async def _healthy(watch: HealthWatch) -> bool:
-    return bool(watch.samples) and watch.samples[-1][1] == 200
