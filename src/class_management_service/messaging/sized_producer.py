@@ -26,7 +26,7 @@ from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
 from aiokafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
 if TYPE_CHECKING:
-    from class_management_service.messaging.producer import TopicLimits
+    from class_management_service.messaging.topic_limits import TopicLimits
 
 COMPRESSION = "gzip"
 # No broker is configured below this; records up to it skip the size check entirely.
