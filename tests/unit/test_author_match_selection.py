@@ -6,17 +6,9 @@ import json
 import uuid
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from class_management_service.associations.domain import AssociationStatus
-from class_management_service.associations.events import (
-    BatchAuthorMatchesSuggestedV1,
-    StudentMatchSuggestion,
-)
-from class_management_service.associations.selection import (
-    best_suggestion,
-    plan_associations,
-)
+from class_management_service.associations.events import BatchAuthorMatchesSuggestedV1
+from class_management_service.associations.selection import plan_associations
 
 # Ordered ids, so "lowest student id" is easy to state.
 S1 = uuid.UUID(int=1)
@@ -24,15 +16,6 @@ S2 = uuid.UUID(int=2)
 S3 = uuid.UUID(int=3)
 OUTSIDER = uuid.UUID(int=99)
 MEMBERS = frozenset({S1, S2, S3})
-
-
-_SUGGESTION = TypeAdapter(StudentMatchSuggestion)
-
-
-def suggestion(student: uuid.UUID, confidence: float, *reasons: str) -> StudentMatchSuggestion:
-    return _SUGGESTION.validate_python(
-        {"student_id": student, "confidence_score": confidence, "match_reasons": list(reasons)}
-    )
 
 
 def payload(*essays: dict[str, Any]) -> BatchAuthorMatchesSuggestedV1:
@@ -65,38 +48,38 @@ def essay(
     }
 
 
+def chosen(
+    *suggestions: tuple[uuid.UUID, float], members: frozenset[uuid.UUID] = MEMBERS
+) -> uuid.UUID | None:
+    """The student the plan picks for one essay suggested these, in this order."""
+    [row] = plan_associations(uuid.uuid4(), payload(essay(uuid.uuid4(), *suggestions)), members)
+    return row.student_id
+
+
 def test_highest_confidence_wins_regardless_of_list_order() -> None:
-    ascending = [suggestion(S1, 0.2), suggestion(S2, 0.5), suggestion(S3, 0.9)]
+    ascending = [(S1, 0.2), (S2, 0.5), (S3, 0.9)]
     for order in (ascending, ascending[::-1], [ascending[1], ascending[2], ascending[0]]):
-        best = best_suggestion(order, MEMBERS)
-        assert best is not None
-        assert best.student_id == S3
+        assert chosen(*order) == S3
 
 
 def test_tie_is_broken_by_lowest_student_id_in_any_order() -> None:
-    tied = [suggestion(S3, 0.8), suggestion(S1, 0.8), suggestion(S2, 0.8)]
-    for order in (tied, tied[::-1], sorted(tied, key=lambda s: s["confidence_score"])):
-        best = best_suggestion(order, MEMBERS)
-        assert best is not None
-        assert best.student_id == S1
+    tied = [(S3, 0.8), (S1, 0.8), (S2, 0.8)]
+    for order in (tied, tied[::-1], [tied[1], tied[0], tied[2]]):
+        assert chosen(*order) == S1
 
 
 def test_students_outside_the_class_are_ignored_even_with_higher_confidence() -> None:
-    best = best_suggestion([suggestion(OUTSIDER, 0.99), suggestion(S2, 0.4)], MEMBERS)
-    assert best is not None
-    assert best.student_id == S2
+    assert chosen((OUTSIDER, 0.99), (S2, 0.4)) == S2
 
 
 def test_no_valid_suggestion_gives_none() -> None:
-    assert best_suggestion([], MEMBERS) is None
-    assert best_suggestion([suggestion(OUTSIDER, 0.9)], MEMBERS) is None
-    assert best_suggestion([suggestion(S1, 0.9)], frozenset()) is None
+    assert chosen() is None
+    assert chosen((OUTSIDER, 0.9)) is None
+    assert chosen((S1, 0.9), members=frozenset()) is None
 
 
 def test_zero_confidence_member_still_beats_nothing() -> None:
-    best = best_suggestion([suggestion(S2, 0.0)], MEMBERS)
-    assert best is not None
-    assert best.student_id == S2
+    assert chosen((S2, 0.0)) == S2
 
 
 def test_plan_has_one_row_per_essay_with_status_and_fields() -> None:

@@ -30,7 +30,6 @@ from typing import NamedTuple
 from class_management_service.associations.auto_confirm import AutoConfirmPolicy
 from class_management_service.associations.domain import (
     AssociationStatus,
-    RankedSuggestion,
     ValidationMethod,
 )
 from class_management_service.associations.events import (
@@ -119,24 +118,6 @@ def _student_prefix(key: int) -> str:
 def _reasons_json(reasons: tuple[str, ...]) -> str:
     # Few distinct reason lists recur across essays: encode each once.
     return json.dumps(list(reasons))
-
-
-def rank_suggestions(
-    suggestions: Iterable[StudentMatchSuggestion], class_members: Set[uuid.UUID]
-) -> list[RankedSuggestion]:
-    """The valid suggestions, one per student, highest confidence first (ties: lowest id)."""
-    return [
-        RankedSuggestion(s["student_id"], s["confidence_score"], match_reasons(s))
-        for _, _, s in _ranked(suggestions, {member.int for member in class_members})
-    ]
-
-
-def best_suggestion(
-    suggestions: Iterable[StudentMatchSuggestion], class_members: Set[uuid.UUID]
-) -> RankedSuggestion | None:
-    """The valid suggestion with the highest confidence (ties: lowest student id), or None."""
-    ranked = rank_suggestions(suggestions, class_members)
-    return ranked[0] if ranked else None
 
 
 def plan_associations(
