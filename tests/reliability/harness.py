@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
+import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -690,6 +693,39 @@ def metric(text: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent pid is the 2nd field after the parenthesised command name.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def freeze(server: Any) -> None:
+    """SIGSTOP a local server and every process it started: connections stay open, nothing
+    answers, not even a refusal. Each process by itself: PostgreSQL's backends start sessions
+    of their own, which a signal to the server's process group would not reach."""
+    os.kill(server.pid, signal.SIGSTOP)  # first, so that it starts nothing more
+    for child in _children(server.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGSTOP)
+
+
+def thaw(server: Any) -> None:
+    """SIGCONT what :func:`freeze` stopped (harmless on a server that is running)."""
+    for child in _children(server.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGCONT)
+    os.kill(server.pid, signal.SIGCONT)
 
 
 @dataclass

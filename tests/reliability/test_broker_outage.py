@@ -13,8 +13,6 @@ stored twice.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from typing import Any, Literal
 
@@ -26,7 +24,9 @@ from tests.reliability.harness import (
     HealthWatch,
     StreamProducer,
     association_count,
+    freeze,
     seeded_stream,
+    thaw,
     verify,
     wait_committed_to_end,
     wait_for_rows,
@@ -61,7 +61,6 @@ async def test_broker_away_mid_stream_loses_nothing_and_health_shows_outage_and_
 
     pause_for_outage = FaultMidStream(stream, hold_back)
 
-    frozen = False
     try:
         async with HealthWatch(service) as health, StreamProducer(kafka_bootstrap) as producer:
             await wait_until(
@@ -75,8 +74,7 @@ async def test_broker_away_mid_stream_loses_nothing_and_health_shows_outage_and_
             if how == "stopped":
                 await asyncio.to_thread(kafka_server.stop)
             else:
-                os.kill(kafka_server.pid, signal.SIGSTOP)
-                frozen = True
+                freeze(kafka_server)
             rows_at_stop = await association_count(fault_database)
             assert rows_at_stop is not None
             assert 0 < rows_at_stop < total
@@ -86,8 +84,7 @@ async def test_broker_away_mid_stream_loses_nothing_and_health_shows_outage_and_
             if how == "stopped":
                 await asyncio.to_thread(kafka_server.start)
             else:
-                os.kill(kafka_server.pid, signal.SIGCONT)
-                frozen = False
+                thaw(kafka_server)
             ready_at = time.monotonic()
             resume.set()
 
@@ -101,8 +98,8 @@ async def test_broker_away_mid_stream_loses_nothing_and_health_shows_outage_and_
             drained_at = await wait_for_rows(fault_database, total, within=90, services=fleet.all)
     finally:
         resume.set()
-        if frozen:
-            os.kill(kafka_server.pid, signal.SIGCONT)
+        if how == "frozen":  # harmless if it was thawed already
+            thaw(kafka_server)
         if not kafka_server.is_running():
             await asyncio.to_thread(kafka_server.start)
 

@@ -9,10 +9,7 @@ nothing may be lost or stored twice, and the consumer must go on by itself once 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
-from pathlib import Path
 from typing import Any
 
 from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, require_local
@@ -21,7 +18,9 @@ from tests.reliability.harness import (
     HealthWatch,
     StreamProducer,
     association_count,
+    freeze,
     seeded_stream,
+    thaw,
     verify,
     wait_committed_to_end,
     wait_for_rows,
@@ -29,42 +28,6 @@ from tests.reliability.harness import (
 )
 
 FREEZE_SECONDS = 5.0
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # The parent pid is the 2nd field after the parenthesised command name.
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[1]) == pid:
-            children.append(int(entry.name))
-    return children
-
-
-def _freeze(postmaster: int) -> list[int]:
-    """SIGSTOP the postmaster (so it forks nothing more), then every process it started."""
-    os.kill(postmaster, signal.SIGSTOP)
-    frozen = [postmaster]
-    for child in _children(postmaster):
-        try:
-            os.kill(child, signal.SIGSTOP)
-        except ProcessLookupError:
-            continue
-        frozen.append(child)
-    return frozen
-
-
-def _thaw(frozen: list[int]) -> None:
-    for pid in reversed(frozen):
-        try:
-            os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            continue
 
 
 async def test_database_frozen_mid_stream_loses_nothing_and_health_shows_it(
@@ -83,7 +46,6 @@ async def test_database_frozen_mid_stream_loses_nothing_and_health_shows_it(
 
     # The freeze starts once the stream is under way; the stream goes on meanwhile.
     fault_while_busy = FaultMidStream(stream, lambda: asyncio.sleep(0))
-    frozen: list[int] = []
     try:
         async with HealthWatch(service) as health, StreamProducer(kafka_bootstrap) as producer:
             await wait_until(
@@ -97,12 +59,11 @@ async def test_database_frozen_mid_stream_loses_nothing_and_health_shows_it(
             assert rows_at_freeze is not None
             assert rows_at_freeze < total
             frozen_at = time.monotonic()
-            frozen = _freeze(postgres_server.pid)
+            freeze(postgres_server)
             # The freeze itself lasts FREEZE_SECONDS: the scenario, not a synchronisation.
             await asyncio.sleep(FREEZE_SECONDS)
             thawed_at = time.monotonic()
-            _thaw(frozen)
-            frozen = []
+            thaw(postgres_server)
 
             await wait_until(
                 lambda: health.answered_since(200, thawed_at),
@@ -113,7 +74,7 @@ async def test_database_frozen_mid_stream_loses_nothing_and_health_shows_it(
             await sending
             drained_at = await wait_for_rows(fault_database, total, within=90, services=fleet.all)
     finally:
-        _thaw(frozen)
+        thaw(postgres_server)
 
     healthy_at = health.showed_outage(frozen_at, thawed_at)
 

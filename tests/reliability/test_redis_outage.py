@@ -9,8 +9,6 @@ Redis every one of them must still be recognised as a duplicate by the database.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from typing import Any, Literal
 
@@ -21,9 +19,11 @@ from tests.reliability.conftest import FaultRow, Fleet, ReliabilityReport, requi
 from tests.reliability.harness import (
     HealthWatch,
     StreamProducer,
+    freeze,
     metric,
     metrics_text,
     seeded_stream,
+    thaw,
     verify,
     wait_for_rows,
     wait_until,
@@ -51,8 +51,7 @@ async def test_redis_away_for_the_whole_run_processing_continues_without_duplica
     if how == "stopped":
         await asyncio.to_thread(redis_server.stop)
     else:
-        os.kill(redis_server.pid, signal.SIGSTOP)
-    frozen = how == "frozen"
+        freeze(redis_server)
     try:
         service = await fleet.start()
         async with httpx.AsyncClient(base_url=service.base_url, timeout=5.0) as client:
@@ -84,8 +83,7 @@ async def test_redis_away_for_the_whole_run_processing_continues_without_duplica
             if how == "stopped":
                 await asyncio.to_thread(redis_server.start)
             else:
-                os.kill(redis_server.pid, signal.SIGCONT)
-                frozen = False
+                thaw(redis_server)
             redis_back = time.monotonic()
             healthy_at = await wait_until(
                 lambda: watch.answering(200),
@@ -94,8 +92,8 @@ async def test_redis_away_for_the_whole_run_processing_continues_without_duplica
                 services=[service],
             )
     finally:
-        if frozen:
-            os.kill(redis_server.pid, signal.SIGCONT)
+        if how == "frozen":  # harmless if it was thawed already
+            thaw(redis_server)
         if not redis_server.is_running():
             await asyncio.to_thread(redis_server.start)
 
