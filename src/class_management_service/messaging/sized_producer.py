@@ -60,7 +60,7 @@ class SizedProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka ships n
     def __init__(self, *, limits: TopicLimits, **options: Any) -> None:
         super().__init__(**options)
         self._limits = limits
-        # Set once the broker refused a batch's sequence number (see :func:`_unusable`).
+        # Set once the broker refused a batch's sequence number (see :meth:`unusable`).
         self.out_of_sequence = False
 
     async def send(

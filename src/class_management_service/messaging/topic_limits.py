@@ -14,8 +14,9 @@ logger = logging.getLogger(__name__)
 class TopicLimits:
     """Each topic's ``max.message.bytes`` as the broker reports it, read once per topic.
 
-    Until it can be read (broker down, topic not created yet) ``fallback`` (Kafka's default)
-    stands in and the lookup is tried again next time.
+    Until it can be read (broker down, topic not created yet) the setting
+    ``producer_default_max_message_bytes`` (Kafka's default) stands in, and the lookup is tried
+    again next time.
     """
 
     def __init__(self, settings: Settings) -> None:
