@@ -27,7 +27,7 @@ import pytest
 
 from local_infra.external import external_from_env
 from local_infra.install import ensure_installed
-from local_infra.paths import infra_root
+from local_infra.paths import bytecode_cache
 from local_infra.session import SessionInfra
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # (tests/service_process.py): with PYTHONDONTWRITEBYTECODE (set on the shared machine) every
     # session compiled the project's modules again, ~0.08 s of a file's CPU.
     sys.dont_write_bytecode = False
-    sys.pycache_prefix = str(infra_root() / "cache" / "bytecode")
+    sys.pycache_prefix = str(bytecode_cache())
 
 
 @pytest.hookimpl(trylast=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from local_infra.paths import infra_root
+from local_infra.paths import bytecode_cache
 from tests.waiting import wait_for
 
 PREFIX = "CLASS_MANAGEMENT_SERVICE_"
@@ -107,7 +107,7 @@ def service_env(
     # shared machine) each of a run's ~50 processes compiled the same modules again, ~8 % of a
     # start's CPU. The cache lives with local-infra's, out of the work tree.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(infra_root() / "cache" / "bytecode")
+    env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache())
     settings = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

@@ -59,6 +59,12 @@ def infra_root() -> Path:
     return root
 
 
+def bytecode_cache() -> Path:
+    """Where the test session and the service processes it starts keep their ``.pyc`` files
+    (``PYTHONPYCACHEPREFIX``): out of the work tree, and kept across runs."""
+    return infra_root() / "cache" / "bytecode"
+
+
 def scratch_root(root: Path) -> Path:
     """Where the throwaway data of ``root`` goes: ``/dev/shm/local-infra-<digest of root>`` if
     that filesystem exists with 4 GiB free and ``root`` is not on it already, else ``root``.
